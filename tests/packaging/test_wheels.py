@@ -1,0 +1,83 @@
+"""Packaging proof: real wheels, installed into a fresh virtual environment, find each
+other through entry points alone."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import venv
+from pathlib import Path
+
+import pytest
+from conftest import FIXTURES
+
+pytestmark = [pytest.mark.packaging, pytest.mark.slow]
+
+ROOT = Path(__file__).resolve().parents[2]
+DISTRIBUTIONS = sorted(path.parent for path in ROOT.glob("kitt-*/pyproject.toml"))
+
+
+def pip(python: Path, *args: str) -> None:
+    done = subprocess.run([str(python), "-m", "pip", *args], capture_output=True, text=True,
+                          check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+
+
+@pytest.fixture(scope="module")
+def wheels(tmp_path_factory) -> Path:
+    out = tmp_path_factory.mktemp("wheels")
+    sources = [*DISTRIBUTIONS, FIXTURES / "plugins" / "kitt-bench-hello"]
+    pip(Path(sys.executable), "wheel", "--no-deps", "--wheel-dir", str(out),
+        *map(str, sources))
+    return out
+
+
+@pytest.fixture(scope="module")
+def fresh_env(tmp_path_factory, wheels) -> Path:
+    """A venv with kitt-core, the third-party fixture plugin and kitt-bench-perf."""
+    env = tmp_path_factory.mktemp("venv")
+    venv.create(env, with_pip=True)
+    python = env / "bin" / "python"
+    pip(python, "install", "--quiet", "--find-links", str(wheels),
+        "kitt-core", "kitt-bench-hello", "kitt-bench-perf")
+    return env
+
+
+def test_every_distribution_builds_a_wheel(wheels):
+    built = {path.name.split("-")[0] for path in wheels.glob("*.whl")}
+    expected = {path.name.replace("-", "_") for path in DISTRIBUTIONS} | {"kitt_bench_hello"}
+    assert built == expected
+
+
+def kitt(env: Path, *args: str) -> subprocess.CompletedProcess:
+    # A bare environment and cwd keep the source tree out: only what was installed is seen.
+    return subprocess.run([str(env / "bin" / "kitt"), *args], capture_output=True, text=True,
+                          check=False, cwd=env, env={"PATH": "/usr/bin:/bin", "HOME": str(env)})
+
+
+def test_installed_plugins_are_discovered_and_listed(fresh_env):
+    result = kitt(fresh_env, "plugins", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert result.stderr == ""
+    plugins = {plugin["name"]: plugin for plugin in json.loads(result.stdout)}
+    assert plugins["hello"]["distribution"] == "kitt-bench-hello"
+    assert plugins["hello"]["benchmarks"] == ["hello"]
+    assert plugins["perf"]["distribution"] == "kitt-bench-perf"
+    assert plugins["fingerprint"]["distribution"] == "kitt-core"
+
+
+def test_installed_plugin_registrations_work(fresh_env):
+    assert kitt(fresh_env, "hello").stdout.strip() == "hello from a plugin"
+    result = kitt(fresh_env, "fingerprint", "--json")
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["extra"]["hello"]["answer"] == 42
+
+
+def test_kitt_core_alone_works(tmp_path, wheels):
+    env = tmp_path / "core-only"
+    venv.create(env, with_pip=True)
+    pip(env / "bin" / "python", "install", "--quiet", "--find-links", str(wheels), "kitt-core")
+    result = kitt(env, "plugins", "list", "--json")
+    assert result.returncode == 0, result.stderr
+    assert [plugin["name"] for plugin in json.loads(result.stdout)] == ["fingerprint"]
