@@ -19,6 +19,7 @@ from kitt.model import (
     Run,
 )
 from kitt.probe import Probe, ProbeContext
+from kitt.storage.api import Store as Store  # the results store interface
 from kitt.store import StorageBackend
 
 try:
@@ -48,6 +49,7 @@ __all__ = [
     "RequestSample",
     "Run",
     "StorageBackend",
+    "Target",
     "__version__",
     "hookimpl",
 ]

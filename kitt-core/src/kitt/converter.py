@@ -15,6 +15,24 @@ converter.register_unstructure_hook(datetime, datetime.isoformat)
 converter.register_structure_hook(datetime, lambda value, _: datetime.fromisoformat(value))
 
 
+def _strict(kind: type, accepts: tuple[type, ...]):
+    """cattrs casts by default (`int(3.7) == 3`, `str(5) == "5"`): for documents people
+    write, a wrong type must be an error instead."""
+
+    def structure_scalar(value: Any, _: type) -> Any:
+        if (isinstance(value, bool) and kind is not bool) or not isinstance(value, accepts):
+            raise TypeError(f"expected {kind.__name__}, got {type(value).__name__} {value!r}")
+        return kind(value)
+
+    return structure_scalar
+
+
+converter.register_structure_hook(int, _strict(int, (int,)))
+converter.register_structure_hook(float, _strict(float, (int, float)))
+converter.register_structure_hook(bool, _strict(bool, (bool,)))
+converter.register_structure_hook(str, _strict(str, (str,)))
+
+
 def unstructure(obj: Any) -> Any:
     """The JSON-ready form (dicts, lists, scalars) of a model object."""
     return converter.unstructure(obj)

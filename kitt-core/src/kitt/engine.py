@@ -61,6 +61,16 @@ class Engine:
     metrics_path: ClassVar[str | None] = "/metrics"
     default_image: ClassVar[str | None] = None
     description: ClassVar[str] = ""
+    Options: ClassVar[type | None] = None
+    """An attrs class of the engine's options (`-o key=value`, engines.yaml, suites).
+    Unknown keys and values its validators reject stop the launch (exit 2); engines
+    receive `Launch.options` as the full dict, defaults filled in."""
+    install_hint: ClassVar[str] = ""
+    """How to install the native server, shown when it is not found."""
+    features: ClassVar[tuple[str, ...]] = ()
+    """Optional API abilities, e.g. `prompt_logprobs` (completions with echo + logprobs)."""
+    stop_grace_s: ClassVar[float] = 10.0
+    """How long a graceful stop may take before the server is killed."""
 
     def select_image(self, host: Fingerprint) -> ImageChoice:
         """The image for `host`. Override to add hardware rules (GPU architecture...)."""
@@ -84,6 +94,24 @@ class Engine:
     def is_healthy(self, status: int, body: bytes) -> bool:
         """Whether a response from `health_path` means ready to serve."""
         return status == 200
+
+    def version(self, base_url: str) -> str | None:
+        """The running server's version, when its API says (recorded with results)."""
+        return None
+
+    # -- hooks for engines that manage models or share a running service (Ollama) ---------
+
+    def attach(self, base_url: str, options: dict[str, JSON]) -> bool:
+        """Native mode: whether a server of this engine already answers at `base_url` and
+        should be used as it is. KITT then starts nothing and stops nothing (a system
+        service such as Ollama's). Default: never; the port must be free."""
+        return False
+
+    def prepare(self, base_url: str, launch: Launch) -> str | None:
+        """Called once the server is healthy, before anything uses it, e.g. to import
+        the model into the engine's store. `launch.model` is the host path (or tag).
+        Returns the model name requests must use when it is not `launch.served_name`."""
+        return None
 
     def __repr__(self) -> str:
         return f"<Engine {self.name}>"

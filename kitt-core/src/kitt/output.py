@@ -16,9 +16,7 @@ def print_table(
     columns: Sequence[str], rows: Iterable[Sequence[Any]], *, title: str | None = None
 ) -> None:
     from rich.console import Console  # rich costs ~40 ms to import: only when printing
-    from rich.table import Table
-
-    from rich.table import Column
+    from rich.table import Column, Table
 
     table = Table(*(Column(name, overflow="fold") for name in columns), title=title,
                   title_justify="left", box=None, pad_edge=False)
