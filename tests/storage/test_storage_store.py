@@ -1,0 +1,248 @@
+"""The Store contract, run against every backend (SQLite and PostgreSQL)."""
+
+from __future__ import annotations
+
+import json
+import statistics
+from datetime import timedelta
+
+import attrs
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from storefixtures import T0, any_runs, make_run, store, store_url  # noqa: F401
+
+from kitt import BadInput, Metric
+from kitt.converter import to_json
+from kitt.storage import RunFilter, open_store
+from kitt.storage.api import EVERY_RUN
+
+fixture_settings = settings(max_examples=30, deadline=None,
+                            suppress_health_check=[HealthCheck.function_scoped_fixture])
+
+
+@fixture_settings
+@given(run=any_runs)
+def test_get_run_returns_exactly_the_run_saved(store, run):  # noqa: F811
+    store.save_run(run)
+    assert store.get_run(run.id) == run
+    assert to_json(store.get_run(run.id)) == to_json(run)
+
+
+def test_saving_the_same_id_again_replaces_it_whole(store):  # noqa: F811
+    running = attrs.evolve(make_run(1), status="running", results=())
+    store.save_run(running)
+    assert store.get_run("run-00001") == running
+    done = make_run(1)
+    store.save_run(done)
+    store.save_run(done)
+    assert store.get_run("run-00001") == done
+    counts = store.stats()["counts"]
+    assert counts == {"runs": 1, "results": 3, "metrics": 7, "request_samples": 4,
+                      "item_records": 1}
+    assert [s.status for s in store.list_runs()] == ["passed"]
+    assert store.check() == []
+
+
+def test_unique_prefixes_find_a_run_and_ambiguous_or_unknown_ones_are_bad_input(store):  # noqa: F811
+    store.save_runs([make_run(1, run_id="abc-1"), make_run(2, run_id="abd-2")])
+    assert store.get_run("abc").id == "abc-1"
+    with pytest.raises(BadInput, match="ambiguous"):
+        store.get_run("ab")
+    with pytest.raises(BadInput, match="no run 'zzz'"):
+        store.get_run("zzz")
+    with pytest.raises(BadInput):
+        store.get_run("")
+    # LIKE wildcards in an id are plain characters
+    store.save_run(make_run(3, run_id="x%_y"))
+    assert store.get_run("x%").id == "x%_y"
+    with pytest.raises(BadInput):
+        store.get_run("x_")
+
+
+def test_list_filters_order_limit_and_offset(store):  # noqa: F811
+    store.save_runs([
+        make_run(1, model="a", engine="llamacpp"),
+        make_run(2, model="b", engine="vllm", status="failed"),
+        make_run(3, model="a", engine="vllm", suite="full", fingerprint="fp-b"),
+        make_run(4, model="a", engine="llamacpp"),
+    ])
+    def ids(where=EVERY_RUN, **kw):
+        return [s.id for s in store.list_runs(where, **kw)]
+
+    assert ids() == ["run-00004", "run-00003", "run-00002", "run-00001"]
+    assert ids(RunFilter(model="a")) == ["run-00004", "run-00003", "run-00001"]
+    assert ids(RunFilter(model="a", engine="llamacpp")) == ["run-00004", "run-00001"]
+    assert ids(RunFilter(suite="full")) == ["run-00003"]
+    assert ids(RunFilter(fingerprint="fp-b")) == ["run-00003"]
+    assert ids(RunFilter(status="failed")) == ["run-00002"]
+    assert ids(RunFilter(since=T0 + timedelta(minutes=2), until=T0 + timedelta(minutes=4))) \
+        == ["run-00003", "run-00002"]
+    # naive datetimes are UTC
+    assert ids(RunFilter(since=(T0 + timedelta(minutes=3)).replace(tzinfo=None))) \
+        == ["run-00004", "run-00003"]
+    assert ids(limit=2) == ["run-00004", "run-00003"]
+    assert ids(limit=2, offset=3) == ["run-00001"]
+    assert ids(offset=3) == ["run-00001"]
+    summary = store.list_runs(RunFilter(ids=("run-00002",)))[0]
+    assert (summary.model, summary.engine, summary.engine_version, summary.mode,
+            summary.image, summary.benchmarks, summary.passed) == \
+        ("b", "vllm", "b4000", "docker", "ghcr.io/x/llama:1", 3, 2)
+    assert summary.started_at == T0 + timedelta(minutes=2)
+
+
+def test_delete_removes_the_run_and_everything_recorded_with_it(store):  # noqa: F811
+    store.save_runs([make_run(1), make_run(2)])
+    store.delete_run("run-00001")
+    assert [s.id for s in store.list_runs()] == ["run-00002"]
+    assert store.stats()["counts"]["metrics"] == 7
+    with pytest.raises(BadInput):
+        store.delete_run("run-00001")
+    assert store.delete_runs(["run-00002"]) == ["run-00002"]
+    assert set(store.stats()["counts"].values()) == {0}
+
+
+def test_aggregate_gives_mean_stddev_and_cv_across_repeated_runs(store):  # noqa: F811
+    values = {"a": [100.0, 104.0, 98.0], "b": [50.0]}
+    runs = [make_run(i, model=model, value=v, repeats=1, metrics=1)
+            for i, (model, v) in enumerate((m, v) for m, vs in values.items() for v in vs)]
+    store.save_runs(runs)
+    rows = {(r.group["model"], r.metric): r for r in store.aggregate(group_by=["model"])}
+    a = rows[("a", "m0")]
+    assert (a.runs, a.n, a.min, a.max) == (3, 3, 98.0, 104.0)
+    assert a.mean == pytest.approx(statistics.mean(values["a"]))
+    assert a.stddev == pytest.approx(statistics.stdev(values["a"]))
+    assert a.cv == pytest.approx(statistics.stdev(values["a"]) / statistics.mean(values["a"]))
+    b = rows[("b", "m0")]
+    assert (b.n, b.stddev, b.cv) == (1, None, None)
+    assert a.unit == "tokens/s" and a.benchmark == "throughput"
+    only_b = store.aggregate(RunFilter(model="b"), ["model", "engine", "suite"])
+    assert {(r.group["model"], r.group["engine"], r.group["suite"]) for r in only_b} == \
+        {("b", "llamacpp", "quick")}
+    with pytest.raises(BadInput, match="cannot group by"):
+        store.aggregate(group_by=["nonsense"])
+
+
+def test_compare_puts_runs_side_by_side(store):  # noqa: F811
+    store.save_runs([make_run(1, value=10.0), make_run(2, value=20.0, metrics=1)])
+    comparison = store.compare(["run-00002", "run-00001"])
+    assert [s.id for s in comparison.runs] == ["run-00002", "run-00001"]
+    by_metric = {(r.benchmark, r.metric): r.values for r in comparison.rows}
+    assert by_metric[("throughput", "m0")] == (20.25, 10.25)  # mean of both repetitions
+    assert by_metric[("throughput", "m2")] == (None, 12.25)
+    assert by_metric[("mmlu", "accuracy")] == (0.5, 0.5)
+
+
+def test_stats_describe_the_store(store):  # noqa: F811
+    store.save_runs([make_run(1), make_run(2, status="failed", model="b")])
+    info = store.stats()
+    assert info["schema_version"] == store.schema_versions
+    assert info["status"] == {"failed": 1, "passed": 1}
+    assert info["distinct"]["model"] == 2
+    assert info["first_started_at"] == (T0 + timedelta(minutes=1)).isoformat()
+    assert json.dumps(info)  # JSON-ready
+
+
+def test_a_run_that_is_not_json_is_refused_and_nothing_is_written(store):  # noqa: F811
+    bad = attrs.evolve(make_run(1), results=(attrs.evolve(
+        make_run(1).results[0], metrics=(Metric("x", float("nan")),)),))
+    with pytest.raises(BadInput, match="cannot be stored"):
+        store.save_runs([make_run(2), bad])
+    assert store.list_runs() == []
+    with pytest.raises(BadInput, match="invalid run id"):
+        store.save_run(attrs.evolve(make_run(1), id=""))
+
+
+@settings(max_examples=10, deadline=None,
+          suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(runs=st.lists(any_runs, min_size=1, max_size=5, unique_by=lambda r: r.id),
+       fmt=st.sampled_from(["jsonl", "json"]))
+def test_export_import_export_is_lossless(store_url, tmp_path_factory, runs, fmt):  # noqa: F811
+    work = tmp_path_factory.mktemp("x")
+    source_url = store_url
+    target_url = (f"sqlite://{work / 'copy.db'}" if store_url.startswith("sqlite")
+                  else store_url.replace("schema=", "schema=c"))
+    try:
+        with open_store(source_url) as source:
+            for run in list(source.list_runs()):
+                source.delete_run(run.id)
+            source.save_runs(runs)
+            first = work / ("first.jsonl" if fmt == "jsonl" else "first")
+            source.export(first, fmt)
+        with open_store(target_url) as target:
+            report = target.import_([first])
+            assert (report.added, report.replaced, report.unchanged) == (len(runs), 0, 0)
+            second = work / ("second.jsonl" if fmt == "jsonl" else "second")
+            target.export(second, fmt)
+            assert {r.id: r for r in runs} == {i: target.get_run(i) for i in
+                                               (r.id for r in runs)}
+    finally:
+        if "schema=c" in target_url:
+            from storefixtures import drop_schema
+            drop_schema(target_url.split("schema=")[1])
+    assert _read_tree(first) == _read_tree(second)
+
+
+def _read_tree(path):
+    if path.is_file():
+        return path.read_bytes()
+    return {p.name: p.read_bytes() for p in path.iterdir()}
+
+
+def test_import_is_idempotent_and_reports_what_changed(store, tmp_path):  # noqa: F811
+    store.save_runs([make_run(1), make_run(2)])
+    store.export(tmp_path / "all.jsonl", "jsonl")
+    report = store.import_([tmp_path / "all.jsonl"])
+    assert (report.added, report.replaced, report.unchanged) == (0, 0, 2)
+    store.delete_run("run-00001")
+    changed = attrs.evolve(make_run(2), status="failed")
+    (tmp_path / "changed.json").write_text(to_json(changed))
+    report = store.import_([tmp_path / "all.jsonl", tmp_path / "changed.json"])
+    assert (report.added, report.replaced, report.unchanged) == (1, 1, 0)
+    assert store.stats()["counts"]["runs"] == 2
+    assert store.get_run("run-00002").status == "failed"
+
+
+def test_import_reads_results_directories_written_by_kitt_run(store, tmp_path):  # noqa: F811
+    for i in range(3):
+        results = tmp_path / "results" / f"2026-01-0{i + 1}" / f"run-{i}"
+        results.mkdir(parents=True)
+        (results / "metrics.json").write_text(to_json(make_run(i)))
+        (results / "hardware.json").write_text('{"fingerprint": "fp-a"}')
+        (results / "config.json").write_text('{"suite": "quick"}')
+    report = store.import_([tmp_path / "results"])
+    assert report.added == 3
+    assert store.get_run("run-00002") == make_run(2)
+
+
+@pytest.mark.parametrize("content", [
+    '{"id": "x"',                    # truncated JSON
+    '{"id": "x", "model": "m"}',     # missing fields
+    '[1, 2]',                        # not run documents
+])
+def test_a_corrupt_import_file_is_bad_input_and_nothing_is_written(store, tmp_path, content):  # noqa: F811
+    (tmp_path / "good.json").write_text(to_json(make_run(1)))
+    (tmp_path / "z-bad.json").write_text(content)
+    with pytest.raises(BadInput, match=r"z-bad\.json"):
+        store.import_([tmp_path])
+    assert store.list_runs() == []
+
+
+def test_a_corrupt_jsonl_line_names_the_line(store, tmp_path):  # noqa: F811
+    (tmp_path / "runs.jsonl").write_text(to_json(make_run(1)) + "\n{oops\n")
+    with pytest.raises(BadInput, match=r"runs.jsonl:2"):
+        store.import_([tmp_path / "runs.jsonl"])
+    assert store.list_runs() == []
+
+
+def test_csv_export_has_one_row_per_metric_value(store, tmp_path):  # noqa: F811
+    import csv
+
+    store.save_runs([make_run(1), make_run(2, model="b")])
+    assert store.export(tmp_path / "m.csv", "csv", RunFilter(model="b")) == 1
+    with (tmp_path / "m.csv").open() as handle:
+        rows = list(csv.DictReader(handle))
+    assert len(rows) == 7
+    assert rows[0]["run_id"] == "run-00002" and rows[0]["model"] == "b"
+    assert (rows[0]["benchmark"], rows[0]["metric"], float(rows[0]["value"])) == \
+        ("throughput", "m0", 102.0)
