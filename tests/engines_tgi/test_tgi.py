@@ -1,0 +1,201 @@
+# ruff: noqa: F811  (pytest fixtures imported from tgitest are redefined as arguments)
+"""The `tgi` engine: launcher arguments, container description, and the wire format
+against a local server that follows TGI's documented API (no real TGI can run here)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import urllib.request
+
+import pytest
+from conftest import run_kitt
+from tgitest import fake_launcher, free_port, hf_model, kitt_env  # noqa: F401
+
+from kitt import Launch
+from kitt.errors import BadInput
+from kitt.launcher import launch_engine
+from kitt.model import GPU, CPUSection, Fingerprint, GPUSection
+from kitt.preflight import check_options
+from kitt_engine_tgi import Tgi
+from kitt_engine_tgi.wire import generate_request, parse_event, read_stream
+
+
+def _launch(**options) -> Launch:
+    opts = check_options(Tgi(), options)
+    return Launch("/models", 8080, "0.0.0.0", "kitt-tiny", opts, ("--sharded", "false"))
+
+
+def test_launcher_arguments_follow_the_options():
+    args = Tgi().launcher_args(_launch(max_input_tokens=1024, max_total_tokens=2048,
+                                       quantize="awq", num_shard=2, dtype="bfloat16"))
+    assert args == ["--model-id", "/models", "--hostname", "0.0.0.0", "--port", "8080",
+                    "--max-input-tokens", "1024", "--max-total-tokens", "2048",
+                    "--quantize", "awq", "--num-shard", "2", "--dtype", "bfloat16",
+                    "--sharded", "false"]
+    assert Tgi().launcher_args(_launch())[:6] == ["--model-id", "/models", "--hostname",
+                                                  "0.0.0.0", "--port", "8080"]
+
+
+def test_container_mounts_the_model_at_data_with_shm_and_offline_hub():
+    launch = attrs_evolve(_launch(shm_size="2g"), model="/models/sub")
+    spec = Tgi().container_spec(launch, "ghcr.io/huggingface/text-generation-inference:3")
+    assert spec.model_mount == "/data"
+    assert spec.command[:2] == ("--model-id", "/data/sub")  # ENTRYPOINT is the launcher
+    assert spec.shm_size == "2g" and spec.container_port == 8080
+    assert spec.environment == {"HF_HUB_OFFLINE": "1"}
+
+
+def attrs_evolve(launch: Launch, **changes) -> Launch:
+    import attrs
+
+    return attrs.evolve(launch, **changes)
+
+
+@pytest.mark.parametrize("options, words", [
+    ({"quantize": "int3"}, "quantize must be one of"),
+    ({"num_shard": 0}, "num_shard must be >= 1"),
+    ({"max_input_tokens": 4096, "max_total_tokens": 2048}, "less than max_total_tokens"),
+    ({"shards": 2}, "has no option 'shards'"),
+])
+def test_bad_options_stop_before_anything_starts(options, words):
+    with pytest.raises(BadInput, match=words):
+        check_options(Tgi(), options)
+
+
+def test_image_is_tgi_for_every_host():
+    gpu = Fingerprint("x", gpu=GPUSection((GPU("B200", compute_capability="10.0"),)),
+                      cpu=CPUSection(architecture="x86_64"))
+    for host in (Fingerprint("x"), gpu):
+        assert Tgi().select_image(host).image.startswith(
+            "ghcr.io/huggingface/text-generation-inference:")
+
+
+def test_native_mode_without_the_launcher_says_how_to_get_it(hf_model, kitt_env,
+                                                             monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(BadInput, match="not installed for native mode") as info, \
+            launch_engine("tgi", str(hf_model), port=free_port()):
+        pass
+    assert "--mode docker" in info.value.hint
+
+
+def test_gguf_is_refused_with_a_fix(tmp_path, kitt_env):
+    from kitt.tinymodel import write_tiny_model
+
+    tiny = write_tiny_model(tmp_path / "m")
+    with pytest.raises(BadInput, match="serves: safetensors, pytorch"), \
+            launch_engine("tgi", str(tiny.gguf_path), port=free_port()):
+        pass
+
+
+# -- wire format, against the fake server (launched as text-generation-launcher) -----------
+
+def _post(url: str, body: dict) -> tuple[int, bytes]:
+    request = urllib.request.Request(url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        return response.status, response.read()
+
+
+@pytest.fixture
+def tgi(hf_model, tmp_path, kitt_env, monkeypatch):
+    monkeypatch.setenv("FAKE_TGI_LOADING_S", "0.5")  # health waits through a 503
+    binary = fake_launcher(tmp_path)
+    with launch_engine("tgi", str(hf_model), port=free_port(), ready_timeout_s=60,
+                       options={"binary": str(binary), "max_input_tokens": 512,
+                                "max_total_tokens": 600}) as running:
+        yield running
+
+
+def test_native_lifecycle_info_and_version(tgi, hf_model):
+    assert tgi.api == "tgi" and tgi.pid
+    assert tgi.version == "tgi 3.3.4-fake"
+    with urllib.request.urlopen(f"{tgi.base_url}/info", timeout=10) as response:
+        info = json.load(response)
+    # The launcher arguments reached the server.
+    assert info["model_id"] == str(hf_model)
+    assert (info["max_input_tokens"], info["max_total_tokens"]) == (512, 600)
+
+
+def test_generate_stream_tokens_and_details(tgi):
+    body = generate_request("Hello there", 5)
+    assert body == {"inputs": "Hello there", "stream": True,
+                    "parameters": {"max_new_tokens": 5, "details": True}}
+    request = urllib.request.Request(f"{tgi.base_url}/generate_stream",
+                                     data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["Content-Type"].startswith("text/event-stream")
+        result = read_stream(response)
+    assert result.complete and result.output_tokens == 5
+    assert [t.text for t in result.tokens] == [f" w{i}" for i in range(5)]
+    assert all(t.logprob is not None and not t.special for t in result.tokens)
+    assert result.generated_text == " w0 w1 w2 w3 w4"
+    assert result.details == {"finish_reason": "length", "generated_tokens": 5,
+                              "seed": None, "input_length": 2}
+
+
+def test_stream_events_parse_edge_cases():
+    assert parse_event(b"") is None and parse_event(": keep-alive") is None
+    assert parse_event('data:{"error":"Request failed","error_type":"generation"}').error
+    assert parse_event("data:{not json").error.startswith("malformed")
+    event = parse_event('data: {"token":{"id":1,"text":"a","logprob":-1.5,"special":true},'
+                        '"generated_text":null,"details":null}')
+    assert event.token.special and event.token.logprob == -1.5 and not event.final
+    stopped = read_stream(['data:{"token":{"id":1,"text":"a","logprob":0,"special":false}}'])
+    assert not stopped.complete and stopped.output_tokens == 1
+
+
+def test_validation_errors_come_back_as_422(tgi):
+    with pytest.raises(urllib.error.HTTPError) as info:
+        _post(f"{tgi.base_url}/generate", {"inputs": "w " * 600,
+                                           "parameters": {"max_new_tokens": 1}})
+    assert info.value.code == 422
+    assert json.load(info.value)["error_type"] == "validation"
+
+
+def test_messages_api_through_kitts_stream_client(tgi):
+    client = pytest.importorskip("kitt_bench_perf.client")
+    from kitt_bench_perf.records import TokenSource
+    from kitt_bench_perf.workload import RequestSpec
+
+    async def send():
+        endpoint = client.Endpoint(tgi.base_url, "tgi", client.Api.OPENAI_CHAT)
+        async with client.StreamClient(endpoint, 2) as streams:
+            spec = RequestSpec(prompt="Hello there", output_tokens=6, input_tokens=None)
+            return await streams.send(streams.prepare(spec))
+
+    record = asyncio.run(send())
+    assert record.ok, record.error
+    assert record.output_tokens == 6 and record.output_tokens_source is TokenSource.USAGE
+    assert record.input_tokens == 2 and len(record.chunk_ns) == 6
+    assert record.text == " w0 w1 w2 w3 w4 w5"
+
+
+def test_tokenize_and_metrics(tgi):
+    status, raw = _post(f"{tgi.base_url}/tokenize", {"inputs": "Hello there"})
+    tokens = json.loads(raw)
+    assert status == 200 and [t["text"] for t in tokens] == ["Hello", "there"]
+    assert {"id", "start", "stop"} <= set(tokens[0])
+    with urllib.request.urlopen(f"{tgi.base_url}/metrics", timeout=10) as response:
+        assert b"# TYPE tgi_request_count counter" in response.read()
+
+
+def test_teardown_leaves_nothing(hf_model, tmp_path, kitt_env):
+    from kitt.runtime.native import group_members
+
+    binary = fake_launcher(tmp_path)
+    with launch_engine("tgi", str(hf_model), port=free_port(), ready_timeout_s=60,
+                       options={"binary": str(binary)}) as running:
+        pid = running.pid
+        assert group_members(pid)
+    assert group_members(pid) == []
+
+
+def test_engines_list_shows_tgi(kitt_env):
+    result = run_kitt("engines", "list", "--json", env=kitt_env)
+    assert result.returncode == 0, result.stderr
+    row = {r["name"]: r for r in json.loads(result.stdout)}["tgi"]
+    assert row["formats"] == ["safetensors", "pytorch"]
+    assert row["image"].startswith("ghcr.io/huggingface/text-generation-inference")
