@@ -1,0 +1,26 @@
+"""The `quality` plugin: standard benchmarks, custom YAML evaluations and `kitt test`.
+
+Imported for every `kitt` command: nothing heavy at module level.
+"""
+
+from __future__ import annotations
+
+from kitt.hookspecs import hookimpl
+
+
+@hookimpl
+def register_benchmarks(register):
+    from kitt_bench_quality.benchmarks import STANDARD
+    from kitt_bench_quality.custom import discover
+
+    for cls in STANDARD:
+        register(cls())
+    for benchmark in discover():
+        register(benchmark)
+
+
+@hookimpl
+def register_commands(cli):
+    from kitt_bench_quality.cli import add_commands
+
+    add_commands(cli)
