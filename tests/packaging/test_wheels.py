@@ -82,6 +82,7 @@ def test_kitt_core_alone_works(tmp_path, wheels):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     plugins = json.loads(result.stdout)
-    assert {p["name"] for p in plugins} == {"engines", "fingerprint", "results", "run", "storage"}
+    assert {p["name"] for p in plugins} == {"campaign", "engines", "fingerprint", "results", "run",
+                                             "storage"}
     assert {p["distribution"] for p in plugins} == {"kitt-core"}
     assert kitt(env, "engines", "list", "--json").returncode == 0

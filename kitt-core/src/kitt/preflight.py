@@ -94,6 +94,9 @@ def _format_fix(fmt: str, engine: Engine) -> str:
 
 def check_port_free(host: str, port: int) -> None:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        # Servers bind with SO_REUSEADDR, so connections of a stopped server lingering in
+        # TIME_WAIT do not block them; only a live listener does. Check the same way.
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:

@@ -81,7 +81,8 @@ def execute(request: RunRequest, events: Events) -> RunOutcome:
         hardware = take_fingerprint()
         run_id = new_run_id()
         started = _now()
-        out = request.output_dir or default_output_dir(request.model, engine_name, started)
+        out = request.output_dir or default_output_dir(request.model, engine_name, started,
+                                                       run_id)
         out.mkdir(parents=True, exist_ok=True)
         draft = _Draft(request, suite, hardware, run_id, started)
         try:
@@ -260,11 +261,13 @@ def _check_external(base_url: str, engine: Any, model: str) -> str:
     return model if model in served or not served else served[0]
 
 
-def default_output_dir(model: str, engine: str, started: datetime) -> Path:
+def default_output_dir(model: str, engine: str, started: datetime, run_id: str) -> Path:
+    """KITT_HOME/results/MODEL/ENGINE/TIMESTAMP-RUNID: sorted by time, never shared."""
     from kitt.images import kitt_home
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model).strip("_") or "model"
-    return kitt_home() / "results" / name / engine / started.strftime("%Y%m%dT%H%M%SZ")
+    stamp = started.strftime("%Y%m%dT%H%M%SZ")
+    return kitt_home() / "results" / name / engine / f"{stamp}-{run_id}"
 
 
 def _config_json(config: EngineConfig, mode: str) -> dict[str, Any]:
