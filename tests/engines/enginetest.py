@@ -9,48 +9,21 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import (  # noqa: F401  (re-exported for the engine tests)
+    assert_no_processes,
+    free_port,
+    processes_mentioning,
+    require,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 TEST_IMAGE = "kitt-test/llama-server:local"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def processes_mentioning(marker: str, exclude: tuple[int, ...] = ()) -> list[tuple[int, str]]:
-    """Live processes whose command line contains `marker` (e.g. a test's tmp path)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit() or int(entry.name) in (os.getpid(), *exclude):
-            continue
-        try:
-            raw = (entry / "cmdline").read_bytes()
-            state = (entry / "stat").read_text().rsplit(")", 1)[1].split()[0]
-        except OSError:
-            continue
-        cmdline = raw.replace(b"\0", b" ").decode("utf-8", "replace")
-        if marker in cmdline and state != "Z":
-            found.append((int(entry.name), cmdline))
-    return found
-
-
-def assert_no_processes(marker: str, timeout: float = 5.0) -> None:
-    # Reaping by init can take a moment after the parent is gone; nothing may stay.
-    deadline = time.monotonic() + timeout
-    while (left := processes_mentioning(marker)) and time.monotonic() < deadline:
-        time.sleep(0.1)
-    assert not left, f"leftover processes: {left}"
 
 
 def llama_server_binary() -> Path | None:

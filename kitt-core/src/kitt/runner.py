@@ -8,6 +8,7 @@ died (a run that was under way is stored as failed with what it measured).
 
 from __future__ import annotations
 
+import contextlib
 import re
 import traceback
 from collections.abc import Iterator
@@ -83,7 +84,6 @@ def execute(request: RunRequest, events: Events) -> RunOutcome:
         started = _now()
         out = request.output_dir or default_output_dir(request.model, engine_name, started,
                                                        run_id)
-        out.mkdir(parents=True, exist_ok=True)
         draft = _Draft(request, suite, hardware, run_id, started)
         try:
             with _engine(request, run_id, out, events) as (target, running):
@@ -97,14 +97,16 @@ def execute(request: RunRequest, events: Events) -> RunOutcome:
         except EngineDied as died:
             draft.error = str(died)
             draft.exit_code = EXIT_ENGINE
-        except EngineFailed as failed:
-            if not draft.results:
+        except BaseException as exc:
+            if not draft.results:  # preflight, launch or warmup failed: nothing to keep
+                _remove_if_empty(out)
                 raise
-            draft.error, draft.exit_code = str(failed), EXIT_ENGINE
-        except BaseException as exc:  # Ctrl-C or a bug: keep what was measured, then go on
-            draft.error = f"interrupted: {type(exc).__name__}: {exc}".rstrip(": ")
-            _finish(draft, store, out, events)
-            raise
+            if isinstance(exc, EngineFailed):
+                draft.error, draft.exit_code = str(exc), EXIT_ENGINE
+            else:  # Ctrl-C or a bug: keep what was measured, then let it go on
+                draft.error = f"interrupted: {type(exc).__name__}: {exc}".rstrip(": ")
+                _finish(draft, store, out, events)
+                raise
         run = _finish(draft, store, out, events)
         return RunOutcome(run, out, draft.exit_code, store.url)
     finally:
@@ -268,6 +270,12 @@ def default_output_dir(model: str, engine: str, started: datetime, run_id: str) 
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model).strip("_") or "model"
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     return kitt_home() / "results" / name / engine / f"{stamp}-{run_id}"
+
+
+def _remove_if_empty(folder: Path) -> None:
+    # OSError: absent, or it holds the engine's log, which the error message points at.
+    with contextlib.suppress(OSError):
+        folder.rmdir()
 
 
 def _config_json(config: EngineConfig, mode: str) -> dict[str, Any]:
