@@ -1,0 +1,62 @@
+"""`kitt run --mode docker`: the same run through the Docker runtime, a real dockerd and a
+locally built llama-server image; the container is gone afterwards."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from conftest import free_port, install_fixture_plugin, require, run_kitt
+
+from kitt.converter import from_json
+from kitt.model import Run
+
+pytestmark = [pytest.mark.docker, pytest.mark.engine]
+IMAGE = "kitt-test/llama-server:local"
+
+
+@pytest.fixture(scope="module")
+def docker_image():
+    try:
+        import docker
+
+        client = docker.from_env()
+        client.ping()
+    except Exception as exc:
+        require("docker", False, f"no Docker daemon: {exc}")
+    from kitt.runtime.rootfs import import_binary_image
+    from kitt_engine_llamacpp import LlamaServer
+
+    binary = LlamaServer().find_native_binary({})
+    require("llama-server", binary is not None, "llama-server not found")
+    import_binary_image(client, binary, IMAGE)  # skipped when already built from it
+    return client
+
+
+def test_docker_run_stores_results_and_removes_its_container(docker_image, tmp_path,
+                                                             plugin_site):
+    from kitt.tinymodel import write_tiny_model
+
+    install_fixture_plugin("kitt-bench-hello", plugin_site)
+    model = write_tiny_model(tmp_path / "model").gguf_path
+    suite = tmp_path / "suite.yaml"
+    suite.write_text("name: docker-e2e\nwarmup: {requests: 1}\nbenchmarks: [hello]\n")
+    config = tmp_path / "engine.yaml"
+    config.write_text(f"engine: llamacpp\nmode: docker\nimage: {IMAGE}\n")
+    out = tmp_path / "out"
+    started = int(time.time()) - 1
+    result = run_kitt("run", "-m", str(model), "-e", "llamacpp", "-s", str(suite),
+                      "--config", str(config), "-o", str(out), "--port", str(free_port()),
+                      env={"KITT_HOME": str(tmp_path / "home")}, site=plugin_site, timeout=300)
+    assert result.returncode == 0, result.stderr
+    run = from_json((out / "metrics.json").read_text(), Run)
+    assert (run.status, run.engine.mode, run.engine.image) == ("passed", "docker", IMAGE)
+    assert "llama" in (out / "engine.log").read_text().lower()
+    from kitt.runtime.docker import LABEL_RUN
+
+    label = {"label": f"{LABEL_RUN}={run.id}"}
+    assert docker_image.containers.list(all=True, filters=label) == []
+    # ...and the same filter does find the run's container in dockerd's event log.
+    events = docker_image.events(since=started, until=int(time.time()) + 1, decode=True,
+                                 filters={**label, "type": "container", "event": "create"})
+    assert len(list(events)) == 1
