@@ -1,0 +1,370 @@
+"""Streaming HTTP client: sends one request, timestamps every chunk, returns a record.
+
+One `aiohttp.ClientSession` (one connection pool sized to the load's concurrency) serves a
+whole run. Request bodies are serialized before the clock starts (`prepare`).
+
+Chunks are stamped when their bytes arrive, not when the task reading the stream next
+runs: the connection's protocol records `(perf_counter_ns(), payload bytes so far)` on
+every socket read, before any parsing, and the reader maps each event to the read that
+completed it. With hundreds of streams the event loop reads all ready sockets before it
+resumes any task, so the reading task may run milliseconds after its data arrived; the
+arrival stamp does not include that wait. This hooks aiohttp's connection protocol (its
+`ResponseHandler` and the connector's protocol factory); if a future aiohttp changes those
+internals, the client falls back to stamping when the task reads (`arrival_stamps`
+says which is in use).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import functools
+import json
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import aiohttp
+import attrs
+
+from kitt_bench_perf.records import Outcome, RequestRecord, TokenSource
+from kitt_bench_perf.stream_parsers import OllamaParser, OpenAIParser, StreamParser, excerpt
+from kitt_bench_perf.workload import RequestSpec
+
+_now = time.perf_counter_ns
+ERROR_BODY_BYTES = 4096
+
+try:
+    from aiohttp.client_proto import ResponseHandler
+except ImportError:  # pragma: no cover - an aiohttp without this internal module
+    ResponseHandler = None
+
+
+if ResponseHandler is not None:
+    class _ArrivalStampingHandler(ResponseHandler):
+        """aiohttp's connection protocol, plus arrival stamps for the current response."""
+
+        kitt_reader: object = None
+        kitt_stamps: list[tuple[int, int]] | None = None
+
+        def data_received(self, data: bytes) -> None:
+            if not data:  # aiohttp calls this with b"" to resume parsing: no arrival
+                super().data_received(data)
+                return
+            now = _now()  # before parsing: the arrival
+            super().data_received(data)
+            payload = self._payload
+            if payload is not None:
+                if payload is not self.kitt_reader:
+                    # A new response on this connection: a new list (the previous
+                    # response's reader keeps its own).
+                    self.kitt_reader = payload
+                    self.kitt_stamps = []
+                self.kitt_stamps.append((now, payload.total_bytes))
+
+
+def _connector(limit: int) -> tuple[aiohttp.TCPConnector, bool]:
+    """A connector whose connections stamp arrivals, and whether that hook took."""
+    connector = aiohttp.TCPConnector(limit=limit, limit_per_host=0, ttl_dns_cache=None,
+                                     enable_cleanup_closed=False)
+    factory = getattr(connector, "_factory", None)
+    if (ResponseHandler is not None and isinstance(factory, functools.partial)
+            and factory.func is ResponseHandler):
+        connector._factory = functools.partial(_ArrivalStampingHandler, *factory.args,
+                                               **factory.keywords)
+        return connector, True
+    return connector, False
+
+
+class Api(str, enum.Enum):
+    OPENAI_COMPLETIONS = "openai-completions"
+    OPENAI_CHAT = "openai-chat"
+    OLLAMA_GENERATE = "ollama-generate"
+    OLLAMA_CHAT = "ollama-chat"
+
+    @property
+    def path(self) -> str:
+        return _PATHS[self]
+
+
+_PATHS = {
+    Api.OPENAI_COMPLETIONS: "/v1/completions",
+    Api.OPENAI_CHAT: "/v1/chat/completions",
+    Api.OLLAMA_GENERATE: "/api/generate",
+    Api.OLLAMA_CHAT: "/api/chat",
+}
+
+
+@attrs.frozen
+class Endpoint:
+    """Where and how to send requests."""
+
+    base_url: str
+    """Scheme, host and port (no path): `http://127.0.0.1:8000`."""
+    model: str
+    api: Api = Api.OPENAI_COMPLETIONS
+    ignore_eos: bool = False
+    """Send `ignore_eos: true` so outputs run to `max_tokens` (vLLM, llama.cpp). Ollama has
+    no such option; the flag is not sent there."""
+    include_usage: bool = True
+    """OpenAI APIs: ask for a final usage chunk (`stream_options.include_usage`)."""
+    continuous_usage: bool = False
+    """OpenAI APIs: ask for cumulative usage in every chunk (vLLM's
+    `stream_options.continuous_usage_stats`), which gives exact tokens per chunk. Strict
+    servers reject the unknown option, so it is off unless the engine is known to take it."""
+    temperature: float | None = None
+    api_key: str | None = None
+    headers: Mapping[str, str] = attrs.field(factory=dict)
+    extra_body: Mapping[str, Any] = attrs.field(factory=dict)
+    """Merged last into every request body (engine-specific sampling options)."""
+
+    @property
+    def url(self) -> str:
+        return self.base_url.rstrip("/") + self.api.path
+
+
+@attrs.frozen
+class PreparedRequest:
+    """A request body serialized once, before any clock starts."""
+
+    body: bytes
+    input_tokens: int | None = None
+
+
+def request_body(endpoint: Endpoint, spec: RequestSpec) -> dict[str, Any]:
+    """The JSON body for one request (the request builder)."""
+    api = endpoint.api
+    body: dict[str, Any] = {"model": endpoint.model, "stream": True}
+    if api in (Api.OPENAI_CHAT, Api.OLLAMA_CHAT):
+        body["messages"] = [{"role": "user", "content": spec.prompt}]
+    else:
+        body["prompt"] = spec.prompt
+    if api in (Api.OPENAI_COMPLETIONS, Api.OPENAI_CHAT):
+        if spec.output_tokens is not None:
+            body["max_tokens"] = spec.output_tokens
+        if endpoint.temperature is not None:
+            body["temperature"] = endpoint.temperature
+        if endpoint.ignore_eos:
+            body["ignore_eos"] = True
+        stream_options = {}
+        if endpoint.include_usage:
+            stream_options["include_usage"] = True
+        if endpoint.continuous_usage:
+            stream_options["include_usage"] = True
+            stream_options["continuous_usage_stats"] = True
+        if stream_options:
+            body["stream_options"] = stream_options
+    else:
+        options: dict[str, Any] = {}
+        if spec.output_tokens is not None:
+            options["num_predict"] = spec.output_tokens
+        if endpoint.temperature is not None:
+            options["temperature"] = endpoint.temperature
+        if options:
+            body["options"] = options
+    body.update(endpoint.extra_body)
+    return body
+
+
+def prepare(endpoint: Endpoint, spec: RequestSpec) -> PreparedRequest:
+    body = json.dumps(request_body(endpoint, spec), separators=(",", ":")).encode()
+    return PreparedRequest(body=body, input_tokens=spec.input_tokens)
+
+
+async def _read_stream(resp: aiohttp.ClientResponse, parser: StreamParser) -> None:
+    """The hot loop: feed the parser everything buffered, each byte range with the arrival
+    time of the socket read that brought it (or, without arrival stamps, the time of this
+    read). Reads to EOF even after the end marker, so the connection returns to the pool."""
+    content = resp.content
+    read = content.readany
+    feed = parser.feed
+    protocol = getattr(resp, "_protocol", None)
+    stamps = getattr(protocol, "kitt_stamps", None)
+    if stamps is None or getattr(protocol, "kitt_reader", None) is not content:
+        while data := await read():
+            feed(data, _now())
+        parser.finish()
+        return
+    consumed = 0  # payload bytes handed to the parser so far
+    k = 0  # first stamp that may cover bytes not yet handed over
+    while data := await read():
+        k = feed_stamped(feed, data, consumed, stamps, k)
+        consumed += len(data)
+    parser.finish()
+
+
+def feed_stamped(feed: Callable[[bytes, int], None], data: bytes, consumed: int,
+                 stamps: Sequence[tuple[int, int]], k: int) -> int:
+    """Feed `data` (payload bytes [consumed, consumed + len)) in pieces, each with the
+    arrival time of the socket read that brought it. `stamps` holds (arrival ns, payload
+    bytes received by then), ascending; `k` is the first stamp not yet used up. Returns
+    the new `k`."""
+    end = consumed + len(data)
+    n = len(stamps)
+    while k < n and stamps[k][1] <= consumed:
+        k += 1
+    if k < n and stamps[k][1] >= end:
+        feed(data, stamps[k][0])  # the usual case: all from one socket read
+        return k
+    pos = consumed
+    while pos < end:
+        if k < n:
+            t, covered = stamps[k]
+            cut = min(covered, end)
+            if covered <= end:
+                k += 1
+        else:  # bytes no read accounted for (cannot happen with the hook active)
+            t, cut = _now(), end
+        if cut > pos:
+            feed(data[pos - consumed:cut - consumed], t)
+            pos = cut
+    return k
+
+
+async def _read_capped(resp: aiohttp.ClientResponse, limit: int = ERROR_BODY_BYTES) -> bytes:
+    """The start of an error body; the rest is read and dropped so the connection can be
+    reused."""
+    parts: list[bytes] = []
+    size = 0
+    while data := await resp.content.readany():
+        if size < limit:
+            parts.append(data)
+            size += len(data)
+    return b"".join(parts)[:limit]
+
+
+def new_parser(api: Api, capture_text: bool = True) -> StreamParser:
+    if api is Api.OPENAI_CHAT:
+        return OpenAIParser(chat=True, capture_text=capture_text)
+    if api is Api.OPENAI_COMPLETIONS:
+        return OpenAIParser(chat=False, capture_text=capture_text)
+    return OllamaParser(chat=api is Api.OLLAMA_CHAT, capture_text=capture_text)
+
+
+class StreamClient:
+    """Sends streaming requests over one shared connection pool.
+
+    `async with StreamClient(endpoint, max_connections=64) as client:
+         record = await client.send(prepared, index=0)`
+
+    `send` never raises for request failures: they become ERROR or INCOMPLETE records.
+    If the task running `send` is cancelled, the partial record goes to `self.cancelled`
+    (as INCOMPLETE) and the cancellation propagates.
+    """
+
+    def __init__(self, endpoint: Endpoint, max_connections: int = 100, *,
+                 capture_text: bool = True, timeout_s: float | None = None,
+                 connect_timeout_s: float = 30.0, send_request_id: bool = False,
+                 worker: int = 0) -> None:
+        self.endpoint = endpoint
+        self.max_connections = max_connections
+        self.capture_text = capture_text
+        self.timeout_s = timeout_s
+        self.connect_timeout_s = connect_timeout_s
+        self.send_request_id = send_request_id
+        self.worker = worker
+        self.cancelled: list[RequestRecord] = []
+        self.arrival_stamps = False
+        """True when chunks are stamped at arrival (see the module docstring)."""
+        self._session: aiohttp.ClientSession | None = None
+        self._url = endpoint.url
+        headers = {"Content-Type": "application/json",
+                   # Compressed streams are buffered by servers and proxies: ask for none.
+                   "Accept-Encoding": "identity"}
+        if endpoint.api in (Api.OPENAI_CHAT, Api.OPENAI_COMPLETIONS):
+            headers["Accept"] = "text/event-stream"
+        if endpoint.api_key:
+            headers["Authorization"] = f"Bearer {endpoint.api_key}"
+        headers.update(endpoint.headers)
+        self._headers = headers
+
+    async def __aenter__(self) -> StreamClient:
+        await self.open()
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.close()
+
+    async def open(self) -> None:
+        connector, self.arrival_stamps = _connector(self.max_connections)
+        self._session = aiohttp.ClientSession(
+            connector=connector,
+            timeout=aiohttp.ClientTimeout(total=self.timeout_s,
+                                          sock_connect=self.connect_timeout_s),
+            cookie_jar=aiohttp.DummyCookieJar(),
+            skip_auto_headers=("User-Agent",),
+        )
+
+    async def close(self) -> None:
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def prepare(self, spec: RequestSpec) -> PreparedRequest:
+        return prepare(self.endpoint, spec)
+
+    async def send(self, request: PreparedRequest, index: int = 0, *,
+                   scheduled_ns: int | None = None, warmup: bool = False) -> RequestRecord:
+        session = self._session
+        if session is None:
+            raise RuntimeError("StreamClient is not open (use `async with`)")
+        parser = new_parser(self.endpoint.api, self.capture_text)
+        headers = self._headers
+        if self.send_request_id:
+            headers = {**headers, "X-Request-Id": f"kitt-{index}"}
+        status: int | None = None
+        failure: str | None = None
+        start = _now()
+        try:
+            async with session.post(self._url, data=request.body, headers=headers) as resp:
+                status = resp.status
+                if status >= 400:
+                    failure = f"HTTP {status}: {excerpt(await _read_capped(resp))}"
+                else:
+                    await _read_stream(resp, parser)
+        except asyncio.CancelledError:
+            self.cancelled.append(self._record(
+                parser, index, start, _now(), scheduled_ns, warmup, status, request,
+                "cancelled (run ended before the stream did)"))
+            raise
+        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+            failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        return self._record(parser, index, start, _now(), scheduled_ns, warmup, status,
+                            request, failure)
+
+    def _record(self, parser: StreamParser, index: int, start: int, now: int,
+                scheduled_ns: int | None, warmup: bool, status: int | None,
+                request: PreparedRequest, failure: str | None) -> RequestRecord:
+        if status is None or status >= 400:
+            # No stream at all: connection failure or HTTP error.
+            outcome, end, error = Outcome.ERROR, now, failure or "no response"
+        elif parser.error is not None:
+            outcome, end, error = Outcome.ERROR, now, parser.error
+        elif parser.done_ns is not None:
+            outcome, end, error = Outcome.OK, parser.done_ns, None
+        else:
+            outcome, end = Outcome.INCOMPLETE, now
+            error = f"{failure}; {parser.missing_end_reason()}" if failure else (
+                parser.missing_end_reason())
+        if parser.output_tokens is not None:
+            output_tokens, out_src = parser.output_tokens, TokenSource.USAGE
+        else:
+            output_tokens, out_src = sum(parser.chunk_tokens), TokenSource.CHUNKS
+        if parser.input_tokens is not None:
+            input_tokens, in_src = parser.input_tokens, TokenSource.USAGE
+        elif request.input_tokens is not None:
+            input_tokens, in_src = request.input_tokens, TokenSource.WORKLOAD
+        else:
+            input_tokens = in_src = None
+        capture = self.capture_text
+        return RequestRecord(
+            index=index, outcome=outcome, start_ns=start, end_ns=end,
+            chunk_ns=tuple(parser.chunk_ns),
+            chunk_tokens=tuple(parser.chunk_tokens) if parser.tokens_exact else None,
+            output_tokens=output_tokens, output_tokens_source=out_src,
+            input_tokens=input_tokens, input_tokens_source=in_src,
+            scheduled_ns=scheduled_ns, warmup=warmup, http_status=status, error=error,
+            text="".join(parser.text) if capture else None,
+            reasoning="".join(parser.reasoning) if capture and parser.reasoning else None,
+            worker=self.worker,
+        )
