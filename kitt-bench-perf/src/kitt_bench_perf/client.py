@@ -31,6 +31,9 @@ from kitt_bench_perf.records import Outcome, RequestRecord, TokenSource
 from kitt_bench_perf.stream_parsers import OllamaParser, OpenAIParser, StreamParser, excerpt
 from kitt_bench_perf.workload import RequestSpec
 
+# Failures of a pooled connection before any response: the request was never served.
+STALE_CONNECTION = (aiohttp.ServerDisconnectedError, aiohttp.ClientOSError)
+
 _now = time.perf_counter_ns
 ERROR_BODY_BYTES = 4096
 
@@ -312,23 +315,36 @@ class StreamClient:
         headers = self._headers
         if self.send_request_id:
             headers = {**headers, "X-Request-Id": f"kitt-{index}"}
-        status: int | None = None
-        failure: str | None = None
-        start = _now()
-        try:
-            async with session.post(self._url, data=request.body, headers=headers) as resp:
-                status = resp.status
-                if status >= 400:
-                    failure = f"HTTP {status}: {excerpt(await _read_capped(resp))}"
-                else:
-                    await _read_stream(resp, parser)
-        except asyncio.CancelledError:
-            self.cancelled.append(self._record(
-                parser, index, start, _now(), scheduled_ns, warmup, status, request,
-                "cancelled (run ended before the stream did)"))
-            raise
-        except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
-            failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+        # Each stale failure discards one pooled connection, so at most the pool's size
+        # of them can come before a fresh connection.
+        attempts = max(session.connector.limit if session.connector else 0, 1) + 1
+        for attempt in range(1, attempts + 1):
+            status: int | None = None
+            failure: str | None = None
+            start = _now()
+            try:
+                async with session.post(self._url, data=request.body,
+                                        headers=headers) as resp:
+                    status = resp.status
+                    if status >= 400:
+                        failure = f"HTTP {status}: {excerpt(await _read_capped(resp))}"
+                    else:
+                        await _read_stream(resp, parser)
+            except asyncio.CancelledError:
+                self.cancelled.append(self._record(
+                    parser, index, start, _now(), scheduled_ns, warmup, status, request,
+                    "cancelled (run ended before the stream did)"))
+                raise
+            except STALE_CONNECTION as exc:
+                failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+                # A pooled connection the server had already closed (llama-server closes
+                # after each stream despite announcing keep-alive): the request never
+                # reached the server, so send it again and time that attempt alone.
+                if status is None and attempt < attempts:
+                    continue
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError) as exc:
+                failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
+            break
         return self._record(parser, index, start, _now(), scheduled_ns, warmup, status,
                             request, failure)
 

@@ -63,19 +63,7 @@ def endpoint_for(target: Target, endpoint: str, *, ignore_eos: bool = True,
         raise KittError(f"kitt-bench-perf cannot drive API {target.api!r}",
                         hint="supported APIs: openai, ollama, tgi")
     return Endpoint(target.base_url, target.model, api, ignore_eos=ignore_eos,
-                    include_usage=True, temperature=temperature,
-                    headers=connection_headers(target))
-
-
-# llama-server answers a streamed request with `Keep-Alive` but then closes the
-# connection; aiohttp reuses it and the next POST fails ("Can not write request body")
-# without retrying. Asking for `Connection: close` makes every request open its own
-# connection, which on such engines is what happens anyway.
-CLOSES_STREAMED_CONNECTIONS = ("llamacpp",)
-
-
-def connection_headers(target: Target) -> dict[str, str]:
-    return {"Connection": "close"} if target.engine in CLOSES_STREAMED_CONNECTIONS else {}
+                    include_usage=True, temperature=temperature)
 
 
 # -- tokenizer ----------------------------------------------------------------------------

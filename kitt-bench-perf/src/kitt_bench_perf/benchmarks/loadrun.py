@@ -65,7 +65,6 @@ def measure(context: BenchmarkContext, params: LoadParams, prepared: Prepared,
     metrics = common.summary_metrics(summary)
     details: dict[str, Any] = {
         "api": prepared.endpoint.api.value,
-        "connection": "close" if prepared.endpoint.headers.get("Connection") else "keep-alive",
         "load": common.load_details(result),
         "workload": common.workload_details(prepared.specs),
         "token_counting": common.token_counting(records, prepared.tokenizer_kind),
