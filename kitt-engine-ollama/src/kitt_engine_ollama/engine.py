@@ -17,9 +17,8 @@ from typing import Any
 
 import attrs
 
-from kitt import ContainerSpec, Engine, EngineFailed, Launch
+from kitt import ContainerSpec, Engine, EngineFailed, Launch, validators
 from kitt_engine_ollama import store
-from kitt_engine_ollama._validators import boolean, optional_int, optional_str
 
 DEFAULT_PORT = 11434
 IMAGE = "ollama/ollama:latest"
@@ -30,23 +29,23 @@ STORE_IN_CONTAINER = "/root/.ollama"
 class OllamaOptions:
     """Options of the `ollama` engine (`-o name=value`, engines.yaml `engine_options`)."""
 
-    binary: str | None = attrs.field(default=None, validator=optional_str)
+    binary: str | None = attrs.field(default=None, validator=validators.optional_str)
     """Native mode: path of the `ollama` executable; default: PATH."""
-    reuse_running: bool = attrs.field(default=True, validator=boolean)
+    reuse_running: bool = attrs.field(default=True, validator=validators.boolean)
     """Native mode: use an Ollama already answering on the port instead of starting one
     (it is not stopped afterwards)."""
-    model_name: str | None = attrs.field(default=None, validator=optional_str)
+    model_name: str | None = attrs.field(default=None, validator=validators.optional_str)
     """Name a GGUF file is imported as; default: the file's name (e.g. `kitt-tiny`)."""
-    pull: bool = attrs.field(default=True, validator=boolean)
+    pull: bool = attrs.field(default=True, validator=validators.boolean)
     """Pull a model tag the store does not have (a download: off for offline machines)."""
-    context_length: int | None = attrs.field(default=None, validator=optional_int(1))
+    context_length: int | None = attrs.field(default=None, validator=validators.optional_int(1))
     """Context size: `num_ctx` of an imported GGUF, OLLAMA_CONTEXT_LENGTH of a server
     KITT starts."""
-    num_parallel: int | None = attrs.field(default=None, validator=optional_int(1))
+    num_parallel: int | None = attrs.field(default=None, validator=validators.optional_int(1))
     """Concurrent requests per model (OLLAMA_NUM_PARALLEL) of a server KITT starts."""
-    keep_alive: str | None = attrs.field(default=None, validator=optional_str)
+    keep_alive: str | None = attrs.field(default=None, validator=validators.optional_str)
     """How long a model stays loaded (OLLAMA_KEEP_ALIVE, e.g. `30m`, `-1`)."""
-    models_dir: str | None = attrs.field(default=None, validator=optional_str)
+    models_dir: str | None = attrs.field(default=None, validator=validators.optional_str)
     """Native mode: the model store (OLLAMA_MODELS); default: Ollama's (~/.ollama)."""
     volume: str = attrs.field(default="kitt-ollama",
                               validator=attrs.validators.instance_of(str))

@@ -14,8 +14,7 @@ from typing import Any
 
 import attrs
 
-from kitt import ContainerSpec, Engine, Launch
-from kitt_engine_tgi._validators import optional_int, optional_str
+from kitt import ContainerSpec, Engine, Launch, validators
 
 DEFAULT_PORT = 8080
 IMAGE = "ghcr.io/huggingface/text-generation-inference:latest"
@@ -34,17 +33,17 @@ def _quantize(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 class TgiOptions:
     """Options of the `tgi` engine (`-o name=value`, engines.yaml `engine_options`)."""
 
-    binary: str | None = attrs.field(default=None, validator=optional_str)
+    binary: str | None = attrs.field(default=None, validator=validators.optional_str)
     """Native mode: path of text-generation-launcher; default: PATH."""
-    max_input_tokens: int | None = attrs.field(default=None, validator=optional_int(1))
+    max_input_tokens: int | None = attrs.field(default=None, validator=validators.optional_int(1))
     """Longest prompt accepted (--max-input-tokens); default: TGI's (from the model)."""
-    max_total_tokens: int | None = attrs.field(default=None, validator=optional_int(2))
+    max_total_tokens: int | None = attrs.field(default=None, validator=validators.optional_int(2))
     """Prompt + generated tokens per request (--max-total-tokens)."""
     quantize: str | None = attrs.field(default=None, validator=_quantize)
     """--quantize method (awq, gptq, bitsandbytes, fp8...); default: none."""
-    num_shard: int | None = attrs.field(default=None, validator=optional_int(1))
+    num_shard: int | None = attrs.field(default=None, validator=validators.optional_int(1))
     """GPUs to shard the model over (--num-shard); default: TGI uses all visible GPUs."""
-    dtype: str | None = attrs.field(default=None, validator=optional_str)
+    dtype: str | None = attrs.field(default=None, validator=validators.optional_str)
     """--dtype (float16, bfloat16); default: the model's."""
     shm_size: str = attrs.field(default="1g", validator=attrs.validators.instance_of(str))
     """Docker shared memory (NCCL needs it when sharding)."""

@@ -13,14 +13,7 @@ from typing import Any
 
 import attrs
 
-from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch
-from kitt_engine_vllm._validators import (
-    boolean,
-    optional_float,
-    optional_int,
-    optional_str,
-    string_list,
-)
+from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch, validators
 
 DEFAULT_PORT = 8000
 UPSTREAM_IMAGE = "vllm/vllm-openai:latest"
@@ -40,22 +33,23 @@ def _dtype(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 class VllmOptions:
     """Options of the `vllm` engine (`-o name=value`, engines.yaml `engine_options`)."""
 
-    python: str | None = attrs.field(default=None, validator=optional_str)
+    python: str | None = attrs.field(default=None, validator=validators.optional_str)
     """Native mode: the Python interpreter that has vLLM (e.g. a separate virtual
     environment's `bin/python`); default: KITT's own, when it has vLLM."""
-    tensor_parallel_size: int | None = attrs.field(default=None, validator=optional_int(1))
+    tensor_parallel_size: int | None = attrs.field(default=None,
+                                                   validator=validators.optional_int(1))
     """GPUs to split the model over (--tensor-parallel-size)."""
-    gpu_memory_utilization: float | None = attrs.field(default=None,
-                                                       validator=optional_float(0.0, 1.0))
+    gpu_memory_utilization: float | None = attrs.field(
+        default=None, validator=validators.optional_float(0.0, 1.0))
     """Fraction of GPU memory vLLM may take (--gpu-memory-utilization; vLLM: 0.9)."""
-    max_model_len: int | None = attrs.field(default=None, validator=optional_int(1))
+    max_model_len: int | None = attrs.field(default=None, validator=validators.optional_int(1))
     """Context length (--max-model-len); default: the model's."""
     dtype: str | None = attrs.field(default=None, validator=_dtype)
-    served_model_name: str | None = attrs.field(default=None, validator=optional_str)
+    served_model_name: str | None = attrs.field(default=None, validator=validators.optional_str)
     """The name requests use; default: the model folder's name."""
-    enforce_eager: bool = attrs.field(default=False, validator=boolean)
+    enforce_eager: bool = attrs.field(default=False, validator=validators.boolean)
     """No CUDA graphs / compilation (--enforce-eager): starts much faster, runs slower."""
-    extra_args: list[str] = attrs.field(factory=list, converter=string_list)
+    extra_args: list[str] = attrs.field(factory=list, converter=validators.string_list)
     """More server arguments, e.g. ["--max-num-seqs", "64"]."""
     shm_size: str = attrs.field(default="8g", validator=attrs.validators.instance_of(str))
     """Docker shared memory (tensor-parallel workers exchange data through it)."""

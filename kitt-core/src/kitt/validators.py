@@ -1,4 +1,9 @@
-"""attrs validators for the option classes (each engine distribution stands alone)."""
+"""attrs validators and converters for plugins' option and parameter classes.
+
+Public API: plugins use them as `kitt.validators.optional_int(1)` and so on. Each raises
+ValueError with a message naming the field, which KITT reports with the file and line
+the value came from.
+"""
 
 from __future__ import annotations
 
