@@ -61,6 +61,19 @@ def install_fixture_plugin(name: str, site: Path) -> Path:
     return site
 
 
+@pytest.fixture(scope="session", autouse=True)
+def isolated_kitt_home(tmp_path_factory):
+    """Tests never read or write the real ~/.kitt (store, results, running engines)."""
+    if "KITT_HOME" in os.environ:
+        yield
+        return
+    os.environ["KITT_HOME"] = str(tmp_path_factory.mktemp("kitt-home"))
+    try:
+        yield
+    finally:
+        del os.environ["KITT_HOME"]
+
+
 @pytest.fixture
 def plugin_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"

