@@ -84,6 +84,14 @@ class NativeServer:
         except subprocess.TimeoutExpired:  # unkillable (D state): say so, never hang
             raise EngineFailed(f"process {self.pid} did not die after SIGKILL",
                                hint="check the machine (`ps -o stat -p PID`)") from None
+        # SIGKILL is delivered at once but dying takes a moment on a busy machine: return
+        # only when no member of the group is left, so "stopped" means gone.
+        deadline = time.monotonic() + 30
+        while (left := group_members(self.pgid)) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        if left:
+            raise EngineFailed(f"processes {left} of the engine did not die after SIGKILL",
+                               hint="check the machine (`ps -o stat -p PID`)")
 
     def _signal_group(self, sig: int) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
