@@ -192,3 +192,13 @@ def test_results_folder_gets_the_report(tmp_path, run):
     write_results(run, tmp_path)
     page = (tmp_path / "report.html").read_text()
     assert plot_ids(page) == list(ALL_PLOTS)
+
+
+def test_stderr_of_a_pattern_named_score_is_its_whisker_not_a_score():
+    from kitt.model import BenchmarkResult, Metric
+
+    gsm8k = BenchmarkResult("gsm8k", "1", 1, True, metrics=(
+        Metric("exact_match_strict", 0.25), Metric("exact_match_strict_stderr", 0.05)))
+    run = attrs.evolve(make_run(), results=(gsm8k,))
+    assert [(s.name, s.value, s.stderr) for s in quality_scores([run])] == [
+        ("gsm8k/exact_match_strict", 0.25, 0.05)]

@@ -275,6 +275,8 @@ def quality_scores(runs: Sequence[Run]) -> list[Score]:
                 by_name = {m.name: m.value for m in result.metrics
                            if _finite(m.value) is not None}
                 for name, value in by_name.items():
+                    if name.endswith("_stderr"):  # a whisker of its score, never a score
+                        continue
                     if f"{name}_stderr" in by_name or _QUALITY_NAME.match(name):
                         values.setdefault(name, []).append(value)
                         stderr = by_name.get(f"{name}_stderr")
