@@ -232,3 +232,48 @@ def test_engines_list_shows_ollama(kitt_env):
     row = {r["name"]: r for r in json.loads(result.stdout)}["ollama"]
     assert row["formats"] == ["gguf", "ollama"] and row["modes"] == ["native", "docker"]
     assert row["image"].startswith("ollama/ollama")
+
+
+def test_throughput_records_ollamas_own_timings(tiny_gguf, tmp_path, kitt_env):
+    """The `throughput` benchmark on the fake server: Ollama's final-object timings
+    become server_* metrics, equal to what the server sent."""
+    pytest.importorskip("kitt_bench_perf.client")
+    from kitt import plugins
+    from kitt.benchmark import BenchmarkContext, Target
+    from kitt.converter import structure
+    from kitt.model import Fingerprint
+
+    binary = fake_ollama_binary(tmp_path)
+    benchmark = plugins.benchmarks()["throughput"]
+    with launch_engine("ollama", str(tiny_gguf), port=free_port(), ready_timeout_s=60,
+                       options={"binary": str(binary)}) as running:
+        target = Target(running.base_url, running.served_name, "ollama", "ollama",
+                        tiny_gguf, pid=running.pid, metrics_path=None)
+        context = BenchmarkContext(target, Fingerprint("test"), tmp_path, seed=1)
+        # The warmup request loads the model (the fake's load_duration is 2 ms then, 0
+        # after), so every measured request reports load_duration 0.
+        params = structure({"requests": 6, "warmup_requests": 1, "concurrency": 2,
+                            "max_tokens": 5, "prompt_tokens": 16, "scrape_interval_s": 0},
+                           benchmark.Params)
+        measured = benchmark.run(context, params)
+        with pytest.raises(BadInput, match="generate_stream"):
+            benchmark.run(context, structure({"endpoint": "generate_stream"},
+                                             benchmark.Params))
+    json.dumps(measured.details, allow_nan=False)
+    assert measured.passed
+    got = {m.name: m.value for m in measured.metrics}
+    units = {m.name: m.unit for m in measured.metrics}
+    assert got["requests"] == 6 and got["output_tokens_min"] == got["output_tokens_max"] == 5
+    # The fake sends eval_count n and eval_duration 250 us * n: 4000 tokens/s exactly.
+    assert got["server_eval_tokens_per_s_p50"] == pytest.approx(4000.0)
+    assert got["server_eval_tokens_per_s_min"] == pytest.approx(4000.0)
+    assert units["server_eval_tokens_per_s_p50"] == "tokens/s"
+    # prompt_eval_duration 1.5 ms, load_duration 0 once loaded.
+    assert got["server_prompt_eval_ms_mean"] == pytest.approx(1.5)
+    assert got["server_prompt_eval_ms_max"] == pytest.approx(1.5)
+    assert got["server_load_ms_max"] == 0.0 and units["server_load_ms_max"] == "ms"
+    # total_duration = the server's handling time + 1.5 ms: inside the client's E2E.
+    assert 1.5 <= got["server_total_ms_p50"] <= got["e2e_ms_max"]
+    summary = measured.details["summary"]
+    assert summary["server_eval_tokens_per_s"]["count"] == 6
+    assert summary["server_total_ms"]["count"] == 6

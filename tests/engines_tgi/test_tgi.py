@@ -199,3 +199,84 @@ def test_engines_list_shows_tgi(kitt_env):
     row = {r["name"]: r for r in json.loads(result.stdout)}["tgi"]
     assert row["formats"] == ["safetensors", "pytorch"]
     assert row["image"].startswith("ghcr.io/huggingface/text-generation-inference")
+
+
+# -- TGI's native /generate_stream through kitt-bench-perf -----------------------------------
+
+def test_kitt_bench_perf_parser_agrees_with_the_reference_parser(tgi):
+    """The perf client's own TgiParser (kitt-bench-perf does not depend on this engine
+    package) against kitt_engine_tgi.wire on the same bytes, split every way."""
+    client = pytest.importorskip("kitt_bench_perf.client")
+    from kitt_bench_perf.records import Outcome
+    from kitt_bench_perf.stream_parsers import TgiParser
+    from kitt_bench_perf.workload import RequestSpec
+
+    endpoint = client.Endpoint(tgi.base_url, "tgi", client.Api.TGI_GENERATE_STREAM)
+    body = client.request_body(endpoint, RequestSpec(prompt="Hello there", output_tokens=5))
+    assert body == generate_request("Hello there", 5)  # the same request as the reference
+    request = urllib.request.Request(endpoint.url, data=json.dumps(body).encode(),
+                                     headers={"Content-Type": "application/json"})
+    with urllib.request.urlopen(request, timeout=30) as response:
+        raw = response.read()
+    special = ('data:{"token":{"id":2,"text":"</s>","logprob":0,"special":true},'
+               '"generated_text":" a","details":{"finish_reason":"eos_token",'
+               '"generated_tokens":2,"seed":null,"input_length":3}}\n\n')
+    cases = [raw,
+             b'data:{"token":{"id":1,"text":" a","logprob":0,"special":false}}\n\n'
+             + special.encode(),
+             raw[:raw.rindex(b"data:")],  # cut before the final event
+             b'data:{"token":{"id":1,"text":" a","logprob":0,"special":false}}\n\n'
+             b'data:{"error":"Request failed during generation","error_type":"generation"}'
+             b"\n\n"]
+    for data in cases:
+        expected = read_stream(data.splitlines())
+        for cut in range(0, len(data), 7):
+            parser = TgiParser()
+            parser.feed(data[:cut], 1)
+            parser.feed(data[cut:], 2)
+            parser.finish()
+            if expected.error is not None:
+                assert parser.outcome() is Outcome.ERROR
+                assert expected.error in parser.error
+                continue
+            assert (parser.outcome() is Outcome.OK) == expected.complete
+            assert "".join(parser.text) == "".join(t.text for t in expected.tokens
+                                                   if not t.special)
+            if expected.complete:
+                assert parser.output_tokens == expected.output_tokens
+                assert parser.input_tokens == expected.details["input_length"]
+            else:
+                assert parser.output_tokens is None
+                assert sum(parser.chunk_tokens) == expected.output_tokens
+
+
+def test_throughput_on_generate_stream(tgi, hf_model, tmp_path):
+    pytest.importorskip("kitt_bench_perf.client")
+    from kitt import plugins
+    from kitt.benchmark import BenchmarkContext, Target
+    from kitt.converter import structure
+    from kitt.model import Fingerprint
+
+    benchmark = plugins.benchmarks()["throughput"]
+    target = Target(tgi.base_url, tgi.served_name, "tgi", "tgi", hf_model, pid=tgi.pid,
+                    metrics_path="/metrics")
+    context = BenchmarkContext(target, Fingerprint("test"), tmp_path, seed=1)
+    params = structure({"endpoint": "generate_stream", "requests": 6, "concurrency": 2,
+                        "max_tokens": 7, "prompt_tokens": 16, "temperature": 0.0},
+                       benchmark.Params)
+    measured = benchmark.run(context, params)
+    json.dumps(measured.details, allow_nan=False)
+    assert measured.passed, measured.details["summary"]["errors"]
+    assert measured.details["api"] == "tgi-generate-stream"
+    got = {m.name: m.value for m in measured.metrics}
+    assert got["requests"] == 6 and got["error_rate"] == 0.0
+    assert got["output_tokens_min"] == got["output_tokens_max"] == 7
+    # Token counts are the server's (details.generated_tokens / input_length).
+    assert measured.details["token_counting"]["output"] == {"usage": 6}
+    assert measured.details["token_counting"]["input"] == {"usage": 6}
+    for sample in measured.requests:
+        assert sample.ok and sample.output_tokens == 7 and sample.input_tokens > 0
+        assert 0 < sample.ttft_ms < sample.e2e_ms
+    # One token per event: 6 gaps per request, every one pooled.
+    assert measured.details["summary"]["itl_pooled_ms"]["count"] == 6 * 6
+    assert not any(name.startswith("server_eval") for name in got)  # Ollama's only

@@ -241,6 +241,18 @@ async def test_request_body_and_headers() -> None:
     assert chat["messages"] == [{"role": "user", "content": "Say something"}]
 
 
+def test_tgi_generate_stream_body() -> None:
+    tgi = Endpoint("http://x", "m", api=Api.TGI_GENERATE_STREAM, ignore_eos=True,
+                   temperature=0.0)
+    assert tgi.url == "http://x/generate_stream"
+    # Greedy (temperature 0 or none): no do_sample/temperature, which TGI would reject.
+    assert request_body(tgi, SPEC) == {"inputs": "Say something", "stream": True,
+                                       "parameters": {"max_new_tokens": 8, "details": True}}
+    warm = Endpoint("http://x", "m", api=Api.TGI_GENERATE_STREAM, temperature=0.7)
+    assert request_body(warm, SPEC)["parameters"] == {
+        "max_new_tokens": 8, "details": True, "do_sample": True, "temperature": 0.7}
+
+
 async def test_connection_refused_is_an_error() -> None:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

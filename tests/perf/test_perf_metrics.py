@@ -24,7 +24,8 @@ MS = 1_000_000
 def rec(index: int = 0, start: float = 0, chunks: tuple[float, ...] = (), end: float = 0, *,
         tokens: int | None = None, chunk_tokens: tuple[int, ...] | None = None,
         outcome: Outcome = Outcome.OK, scheduled: float | None = None, warmup: bool = False,
-        input_tokens: int | None = None, error: str | None = None) -> RequestRecord:
+        input_tokens: int | None = None, error: str | None = None,
+        server_timings: dict[str, int] | None = None) -> RequestRecord:
     """A record with times given in ms."""
     return RequestRecord(
         index=index, outcome=outcome, start_ns=round(start * MS), end_ns=round(end * MS),
@@ -33,7 +34,7 @@ def rec(index: int = 0, start: float = 0, chunks: tuple[float, ...] = (), end: f
         output_tokens_source=TokenSource.USAGE, input_tokens=input_tokens,
         input_tokens_source=TokenSource.USAGE if input_tokens is not None else None,
         scheduled_ns=None if scheduled is None else round(scheduled * MS), warmup=warmup,
-        error=error,
+        error=error, server_timings=server_timings,
     )
 
 
@@ -185,3 +186,33 @@ def test_error_messages_are_grouped_and_capped() -> None:
     assert next(iter(errors)) == "HTTP 503: busy" and errors["HTTP 503: busy"] == 3
     assert len(errors) == 21 and errors["(other messages)"] == 6
     assert sum(errors.values()) == 28
+
+
+def test_server_timings_distributions_are_the_servers_own_clock() -> None:
+    records = [
+        rec(0, chunks=(10, 20), end=30, server_timings={
+            "total_duration": 25 * MS, "load_duration": 2 * MS, "prompt_eval_count": 4,
+            "prompt_eval_duration": 3 * MS, "eval_count": 2, "eval_duration": 20 * MS}),
+        # A cached prompt: no prompt eval fields; no load either.
+        rec(1, chunks=(10, 20), end=30, server_timings={
+            "total_duration": 21 * MS, "eval_count": 4, "eval_duration": 10 * MS}),
+        rec(2, chunks=(10,), end=30),  # no server timings: left out, not zero
+        rec(3, end=5, outcome=Outcome.ERROR, error="x",
+            server_timings={"total_duration": 999 * MS}),  # failed: not counted
+    ]
+    s = summarize(records)
+    assert (s.server_eval_tokens_per_s.min, s.server_eval_tokens_per_s.max) == (100.0, 400.0)
+    assert s.server_eval_tokens_per_s.count == 2
+    assert (s.server_prompt_eval_ms.count, s.server_prompt_eval_ms.mean) == (1, 3.0)
+    assert (s.server_load_ms.count, s.server_load_ms.max) == (1, 2.0)
+    assert (s.server_total_ms.min, s.server_total_ms.max) == (21.0, 25.0)
+    names = {name: unit for name, _, unit in s.flat()}
+    assert names["server_eval_tokens_per_s_p50"] == "tokens/s"
+    assert names["server_total_p99"] == names["server_prompt_eval_mean"] == "ms"
+    json.dumps(s.to_dict())
+
+
+def test_without_server_timings_there_are_no_server_metrics() -> None:
+    s = summarize([rec(chunks=(10, 20), end=30)])
+    assert s.server_eval_tokens_per_s is None and s.server_total_ms is None
+    assert not any(name.startswith("server_") for name, _, _ in s.flat())

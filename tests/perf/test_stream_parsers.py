@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import itertools
+import json
 import time
 
 import pytest
 from scripted_server import DONE, chat_chunk, completion_chunk, ndjson, sse, usage_chunk
 
 from kitt_bench_perf.records import Outcome
-from kitt_bench_perf.stream_parsers import OllamaParser, OpenAIParser, StreamParser
+from kitt_bench_perf.stream_parsers import OllamaParser, OpenAIParser, StreamParser, TgiParser
 
 # A chat stream as vLLM/llama.cpp send it, with every oddity real servers produce.
 CHAT_EVENTS = [
@@ -256,3 +257,104 @@ def test_ollama_lines_of_unexpected_shape_are_errors(line: bytes) -> None:
     parser = feed_pieces(OllamaParser(chat=True), line, [])
     assert parser.outcome() is Outcome.ERROR
     assert parser.error.startswith("unexpected event")
+
+
+# -- Ollama's own timings ---------------------------------------------------------------------
+
+OLLAMA_FINAL = {"model": "m", "response": "", "done": True, "done_reason": "length",
+                "total_duration": 12_000_000, "load_duration": 2_000_000,
+                "prompt_eval_count": 7, "prompt_eval_duration": 1_400_000,
+                "eval_count": 10, "eval_duration": 5_000_000, "context": [1, 2]}
+
+
+def test_ollama_final_object_timings_are_kept_whatever_the_split() -> None:
+    data = ndjson({"model": "m", "response": "a", "done": False}) + ndjson(OLLAMA_FINAL)
+    for cut in range(1, len(data)):
+        parser = feed_pieces(OllamaParser(chat=False), data, [cut])
+        assert parser.outcome() is Outcome.OK
+        assert parser.server_timings == {
+            "total_duration": 12_000_000, "load_duration": 2_000_000,
+            "prompt_eval_count": 7, "prompt_eval_duration": 1_400_000,
+            "eval_count": 10, "eval_duration": 5_000_000}
+
+
+def test_ollama_timings_the_server_left_out_are_skipped() -> None:
+    # A cached prompt: Ollama omits prompt_eval_count (and here its duration); a null or
+    # non-integer value is not a timing either.
+    final = {"response": "", "done": True, "total_duration": 9, "load_duration": None,
+             "eval_count": 3, "eval_duration": 6.5}
+    parser = feed_pieces(OllamaParser(chat=False), ndjson(final), [])
+    assert parser.outcome() is Outcome.OK
+    assert parser.server_timings == {"total_duration": 9, "eval_count": 3}
+    bare = feed_pieces(OllamaParser(chat=True), ndjson({"done": True}), [])
+    assert bare.outcome() is Outcome.OK and bare.server_timings is None
+
+
+def test_only_the_final_ollama_object_gives_timings() -> None:
+    data = ndjson({"response": "a", "done": False, "eval_count": 1, "eval_duration": 5})
+    parser = feed_pieces(OllamaParser(chat=False), data, [])
+    assert parser.outcome() is Outcome.INCOMPLETE and parser.server_timings is None
+    assert feed_pieces(OpenAIParser(chat=True), CHAT, []).server_timings is None
+
+
+# -- TGI /generate_stream -------------------------------------------------------------------
+
+def tgi_event(i: int, text: str, *, special: bool = False, final: str | None = None,
+              details: dict | None = None) -> bytes:
+    """One event as TGI writes it (`data:` without a space)."""
+    event = {"index": i + 1,
+             "token": {"id": 100 + i, "text": text, "logprob": -0.5, "special": special},
+             "top_tokens": None, "generated_text": final, "details": details}
+    return f"data:{json.dumps(event, ensure_ascii=False)}\n\n".encode()
+
+
+TGI_STREAM = b"".join([
+    b": keep-alive\n\n",
+    tgi_event(0, " Hé"),
+    tgi_event(1, ""),                       # a token with no text yet (partial character)
+    tgi_event(2, "llo 🚀"),
+    tgi_event(3, "</s>", special=True, final=" Héllo 🚀",
+              details={"finish_reason": "eos_token", "generated_tokens": 4, "seed": None,
+                       "input_length": 6}),
+])
+
+
+def test_tgi_stream_any_split() -> None:
+    for cut in range(1, len(TGI_STREAM)):
+        parser = feed_pieces(TgiParser(), TGI_STREAM, [cut])
+        assert parser.outcome() is Outcome.OK
+        assert "".join(parser.text) == " Héllo 🚀"
+        # One token per event; the text-less token is carried to the next text chunk and
+        # the special (EOS) token is no text chunk.
+        assert len(parser.chunk_ns) == 2 and parser.tokens_exact
+        assert parser.chunk_tokens == [1, 2]
+        assert (parser.input_tokens, parser.output_tokens) == (6, 4)
+        assert parser.server_timings is None
+
+
+def test_tgi_stream_timestamps_each_token_event() -> None:
+    ends = line_ends(TGI_STREAM, b"data:")
+    parser = feed_pieces(TgiParser(), TGI_STREAM, ends)
+    assert parser.chunk_ns == [ends[0], ends[2]]
+    assert parser.done_ns == ends[3]
+
+
+def test_tgi_stream_without_final_event_is_incomplete() -> None:
+    data = tgi_event(0, " a") + tgi_event(1, " b")
+    parser = feed_pieces(TgiParser(), data, [])
+    assert parser.outcome() is Outcome.INCOMPLETE
+    assert parser.output_tokens is None and parser.chunk_tokens == [1, 1]
+    assert "generated_text" in parser.missing_end_reason()
+
+
+@pytest.mark.parametrize("data, words", [
+    (b'data:{"error":"Request failed during generation","error_type":"generation"}\n\n',
+     "error event: Request failed during generation"),
+    (b"data:{not json\n\n", "malformed event"),
+    (b"data: 42\n\n", "unexpected event: 42"),
+    (b'data:{"token":"abc"}\n\n', "unexpected event"),
+])
+def test_tgi_errors(data: bytes, words: str) -> None:
+    parser = feed_pieces(TgiParser(), tgi_event(0, " a") + data, [])
+    assert parser.outcome() is Outcome.ERROR
+    assert parser.error.startswith(words)

@@ -71,6 +71,9 @@ def assert_sane_load(measured: Measurement, requests: int, max_tokens: int, *,
         # read (every gap 0), so only loads of several long streams assert a gap > 0.
         assert got["itl_pooled_ms_max"] > 0 and got["itl_request_mean_ms_mean"] > 0
     assert units(measured)["output_tokens_per_s"] == "tokens/s"
+    # Server timings are Ollama's: absent (not zero) for llama-server.
+    assert not any(name.startswith(("server_eval", "server_prompt_eval", "server_load",
+                                    "server_total")) for name in got)
     assert units(measured)["ttft_ms_p99"] == "ms"
     details = measured.details
     assert details["token_counting"]["output"] == {"usage": requests}

@@ -38,6 +38,33 @@ def test_params_defaults_and_validation():
         structure({"positions": [1.5]}, LongContextParams)
 
 
+@pytest.mark.parametrize("api", ["openai", "ollama"])
+def test_generate_stream_is_refused_for_engines_other_than_tgi(api, tmp_path):
+    from kitt import plugins
+    from kitt.benchmark import BenchmarkContext, Target
+    from kitt.errors import BadInput
+    from kitt.model import Fingerprint
+
+    benchmark = plugins.benchmarks()["throughput"]
+    params = structure({"endpoint": "generate_stream", "requests": 1}, benchmark.Params)
+    # Refused before anything is sent: nothing listens on port 9.
+    context = BenchmarkContext(Target("http://127.0.0.1:9", "m", api), Fingerprint("test"),
+                               tmp_path, seed=1)
+    with pytest.raises(BadInput, match="generate_stream.*TGI's native API.*" + api):
+        benchmark.run(context, params)
+
+
+def test_endpoint_for_picks_tgis_native_api_only_when_asked():
+    from kitt.benchmark import Target
+    from kitt_bench_perf.benchmarks.common import endpoint_for
+    from kitt_bench_perf.client import Api
+
+    tgi = Target("http://127.0.0.1:9", "m", "tgi")
+    assert endpoint_for(tgi, "completions").api is Api.OPENAI_CHAT  # the default
+    assert endpoint_for(tgi, "chat").api is Api.OPENAI_CHAT
+    assert endpoint_for(tgi, "generate_stream").api is Api.TGI_GENERATE_STREAM
+
+
 def test_stabilization_rule():
     from kitt_bench_perf.benchmarks.warmup_analysis import stabilization
 

@@ -28,7 +28,13 @@ import aiohttp
 import attrs
 
 from kitt_bench_perf.records import Outcome, RequestRecord, TokenSource
-from kitt_bench_perf.stream_parsers import OllamaParser, OpenAIParser, StreamParser, excerpt
+from kitt_bench_perf.stream_parsers import (
+    OllamaParser,
+    OpenAIParser,
+    StreamParser,
+    TgiParser,
+    excerpt,
+)
 from kitt_bench_perf.workload import RequestSpec
 
 # Failures of a pooled connection before any response: the request was never served.
@@ -84,6 +90,8 @@ class Api(str, enum.Enum):
     OPENAI_CHAT = "openai-chat"
     OLLAMA_GENERATE = "ollama-generate"
     OLLAMA_CHAT = "ollama-chat"
+    TGI_GENERATE_STREAM = "tgi-generate-stream"
+    """TGI's native streaming API (server-sent events, one token per event)."""
 
     @property
     def path(self) -> str:
@@ -95,6 +103,7 @@ _PATHS = {
     Api.OPENAI_CHAT: "/v1/chat/completions",
     Api.OLLAMA_GENERATE: "/api/generate",
     Api.OLLAMA_CHAT: "/api/chat",
+    Api.TGI_GENERATE_STREAM: "/generate_stream",
 }
 
 
@@ -107,8 +116,8 @@ class Endpoint:
     model: str
     api: Api = Api.OPENAI_COMPLETIONS
     ignore_eos: bool = False
-    """Send `ignore_eos: true` so outputs run to `max_tokens` (vLLM, llama.cpp). Ollama has
-    no such option; the flag is not sent there."""
+    """Send `ignore_eos: true` so outputs run to `max_tokens` (vLLM, llama.cpp). Ollama and
+    TGI's `/generate_stream` have no such option; the flag is not sent there."""
     include_usage: bool = True
     """OpenAI APIs: ask for a final usage chunk (`stream_options.include_usage`)."""
     continuous_usage: bool = False
@@ -137,6 +146,16 @@ class PreparedRequest:
 def request_body(endpoint: Endpoint, spec: RequestSpec) -> dict[str, Any]:
     """The JSON body for one request (the request builder)."""
     api = endpoint.api
+    if api is Api.TGI_GENERATE_STREAM:
+        parameters: dict[str, Any] = {"details": True}
+        if spec.output_tokens is not None:
+            parameters["max_new_tokens"] = spec.output_tokens
+        if endpoint.temperature:  # TGI rejects temperature 0; greedy is its default
+            parameters["do_sample"] = True
+            parameters["temperature"] = endpoint.temperature
+        tgi = {"inputs": spec.prompt, "parameters": parameters, "stream": True}
+        tgi.update(endpoint.extra_body)
+        return tgi
     body: dict[str, Any] = {"model": endpoint.model, "stream": True}
     if api in (Api.OPENAI_CHAT, Api.OLLAMA_CHAT):
         body["messages"] = [{"role": "user", "content": spec.prompt}]
@@ -241,6 +260,8 @@ def new_parser(api: Api, capture_text: bool = True) -> StreamParser:
         return OpenAIParser(chat=True, capture_text=capture_text)
     if api is Api.OPENAI_COMPLETIONS:
         return OpenAIParser(chat=False, capture_text=capture_text)
+    if api is Api.TGI_GENERATE_STREAM:
+        return TgiParser(capture_text=capture_text)
     return OllamaParser(chat=api is Api.OLLAMA_CHAT, capture_text=capture_text)
 
 
@@ -274,7 +295,8 @@ class StreamClient:
         headers = {"Content-Type": "application/json",
                    # Compressed streams are buffered by servers and proxies: ask for none.
                    "Accept-Encoding": "identity"}
-        if endpoint.api in (Api.OPENAI_CHAT, Api.OPENAI_COMPLETIONS):
+        if endpoint.api in (Api.OPENAI_CHAT, Api.OPENAI_COMPLETIONS,
+                            Api.TGI_GENERATE_STREAM):
             headers["Accept"] = "text/event-stream"
         if endpoint.api_key:
             headers["Authorization"] = f"Bearer {endpoint.api_key}"
@@ -382,5 +404,5 @@ class StreamClient:
             scheduled_ns=scheduled_ns, warmup=warmup, http_status=status, error=error,
             text="".join(parser.text) if capture else None,
             reasoning="".join(parser.reasoning) if capture and parser.reasoning else None,
-            worker=self.worker,
+            worker=self.worker, server_timings=parser.server_timings,
         )

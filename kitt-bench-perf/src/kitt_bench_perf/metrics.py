@@ -107,6 +107,29 @@ def request_metrics(r: RequestRecord) -> RequestMetrics:
     )
 
 
+def server_timing_values(records: Iterable[RequestRecord]
+                         ) -> dict[str, list[float]]:
+    """Per-request values of the server's own timings, over the records that carry them:
+    `eval_tokens_per_s` (eval_count / eval_duration, when both are present and the
+    duration > 0), `prompt_eval_ms`, `load_ms`, `total_ms` (durations / 1e6). A value the
+    server did not send is left out (not counted as zero)."""
+    out: dict[str, list[float]] = {"eval_tokens_per_s": [], "prompt_eval_ms": [],
+                                   "load_ms": [], "total_ms": []}
+    for r in records:
+        t = r.server_timings
+        if not t:
+            continue
+        count, duration = t.get("eval_count"), t.get("eval_duration")
+        if count is not None and duration:
+            out["eval_tokens_per_s"].append(count * NS_PER_S / duration)
+        for key, name in (("prompt_eval_duration", "prompt_eval_ms"),
+                          ("load_duration", "load_ms"), ("total_duration", "total_ms")):
+            value = t.get(key)
+            if value is not None:
+                out[name].append(value / NS_PER_MS)
+    return out
+
+
 def itl_pooled_ms(records: Iterable[RequestRecord]) -> np.ndarray:
     """Every gap between consecutive text chunks of each request; a chunk of k tokens after
     a gap g contributes k gaps of g/k (a chunk reporting 0 tokens contributes none). The
@@ -177,6 +200,16 @@ class Summary:
     messages, the rest under "(other messages)")."""
     incomplete_reasons: dict[str, int]
     output_token_sources: dict[str, int]
+    # The server's own clock (Ollama's final-object timings); None when no successful
+    # record carries them (every other engine).
+    server_eval_tokens_per_s: Distribution | None = None
+    """`eval_count / eval_duration` per request (tokens/s)."""
+    server_prompt_eval_ms: Distribution | None = None
+    """`prompt_eval_duration` per request (ms)."""
+    server_load_ms: Distribution | None = None
+    """`load_duration` per request (ms)."""
+    server_total_ms: Distribution | None = None
+    """`total_duration` per request (ms)."""
 
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, value_serializer=_jsonable)
@@ -216,6 +249,10 @@ _DISTRIBUTIONS = {
     "ttft_from_scheduled_ms": ("ttft_from_scheduled", "ms"),
     "e2e_from_scheduled_ms": ("e2e_from_scheduled", "ms"),
     "send_delay_ms": ("send_delay", "ms"),
+    "server_eval_tokens_per_s": ("server_eval_tokens_per_s", "tokens/s"),
+    "server_prompt_eval_ms": ("server_prompt_eval", "ms"),
+    "server_load_ms": ("server_load", "ms"),
+    "server_total_ms": ("server_total", "ms"),
 }
 
 
@@ -250,6 +287,7 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> Summa
     out_tokens = [r.output_tokens for r in ok if r.output_tokens is not None]
     in_tokens = [r.input_tokens for r in ok if r.input_tokens is not None]
     slo_met = sum(1 for m in per if m.meets(slo)) if slo is not None else None
+    server = server_timing_values(ok)
 
     def dist(values: Iterable[float | None]) -> Distribution | None:
         return Distribution.of([v for v in values if v is not None])
@@ -286,6 +324,10 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> Summa
         output_token_sources=dict(Counter(
             r.output_tokens_source.value if r.output_tokens_source else "unknown"
             for r in ok).most_common()),
+        server_eval_tokens_per_s=Distribution.of(server["eval_tokens_per_s"]),
+        server_prompt_eval_ms=Distribution.of(server["prompt_eval_ms"]),
+        server_load_ms=Distribution.of(server["load_ms"]),
+        server_total_ms=Distribution.of(server["total_ms"]),
     )
 
 

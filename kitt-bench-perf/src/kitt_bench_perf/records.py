@@ -15,7 +15,8 @@ import attrs
 
 class Outcome(str, enum.Enum):
     OK = "ok"
-    """The stream ended with its end marker (`[DONE]`, or Ollama's `"done": true`)."""
+    """The stream ended with its end marker (`[DONE]`, Ollama's `"done": true`, or TGI's
+    final `generated_text` event)."""
     ERROR = "error"
     """HTTP status >= 400, a connection failure, or an error object inside the stream."""
     INCOMPLETE = "incomplete"
@@ -24,7 +25,8 @@ class Outcome(str, enum.Enum):
 
 class TokenSource(str, enum.Enum):
     USAGE = "usage"
-    """Reported by the server (OpenAI `usage`, Ollama `eval_count`/`prompt_eval_count`)."""
+    """Reported by the server (OpenAI `usage`, Ollama `eval_count`/`prompt_eval_count`, TGI
+    `details.generated_tokens`/`input_length`)."""
     TOKENIZER = "tokenizer"
     """Counted after the run by tokenizing the text (engine `/tokenize` or a local one)."""
     CHUNKS = "chunks"
@@ -62,6 +64,11 @@ class RequestRecord:
     reasoning: str | None = None
     """Generated reasoning text (`reasoning_content`/`reasoning`/`thinking`), if captured."""
     worker: int = 0
+    server_timings: dict[str, int] | None = attrs.field(default=None, hash=False)
+    """The server's own timings of this request, as it reported them (integers, durations
+    in ns): Ollama's `total_duration`, `load_duration`, `prompt_eval_count`,
+    `prompt_eval_duration`, `eval_count`, `eval_duration` from its final object (the keys
+    it sent). None for servers that report none."""
 
     @property
     def ok(self) -> bool:

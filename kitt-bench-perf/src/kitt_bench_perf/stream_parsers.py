@@ -1,4 +1,5 @@
-"""Incremental parsers for streamed responses: OpenAI SSE and Ollama NDJSON.
+"""Incremental parsers for streamed responses: OpenAI SSE, Ollama NDJSON and TGI's native
+`/generate_stream` SSE.
 
 They take raw body bytes exactly as the network delivered them (any split: mid-line,
 mid-UTF-8 character, several events per read) with the arrival time of each read, and keep
@@ -23,6 +24,9 @@ from kitt_bench_perf.records import Outcome
 # detecting the encoding and matching whitespace than scanning a small event.
 _scan = json.JSONDecoder().scan_once
 ERROR_EXCERPT_CHARS = 300
+OLLAMA_TIMINGS = ("total_duration", "load_duration", "prompt_eval_count",
+                  "prompt_eval_duration", "eval_count", "eval_duration")
+"""Ollama's own timings (ns) and counts, kept from the final (`done: true`) object."""
 
 
 def excerpt(text: str | bytes, limit: int = ERROR_EXCERPT_CHARS) -> str:
@@ -49,6 +53,7 @@ class StreamParser:
         "input_tokens",
         "output_tokens",
         "reasoning",
+        "server_timings",
         "text",
         "tokens_exact",
     )
@@ -66,6 +71,8 @@ class StreamParser:
         self.done_ns: int | None = None
         self.finished = False  # a finish_reason was seen
         self.error: str | None = None
+        self.server_timings: dict[str, int] | None = None
+        """The server's own timings of the request (Ollama's final object), if any."""
         self._pending: list[bytes] = []
         self._pending_ns = 0
         self._cum_tokens = 0
@@ -289,8 +296,66 @@ class OllamaParser(StreamParser):
                 self.input_tokens = prompt
             if completion is not None:
                 self.output_tokens = completion
+            timings = {key: value for key in OLLAMA_TIMINGS
+                       if type(value := obj.get(key)) is int}
+            if timings:
+                self.server_timings = timings
         if obj.get("error") is not None and self.error is None:
             self.error = f"error event: {excerpt(str(obj['error']))}"
 
     def missing_end_reason(self) -> str:
         return f'stream ended without "done": true ({len(self.chunk_ns)} text chunks)'
+
+
+class TgiParser(StreamParser):
+    """Server-sent events from TGI's native `/generate_stream`.
+
+    Each `data:` event holds one generated token (`token`: `id`, `text`, `logprob`,
+    `special`): a non-special token is a text chunk of exactly one token (one with empty
+    text is carried to the next text chunk, as for OpenAI). The event whose
+    `generated_text` is not null is the last: its arrival is the end marker, and its
+    `details` give `generated_tokens` (output) and `input_length` (input). An event with
+    `error` is an error. There is no `[DONE]`."""
+
+    __slots__ = ()
+
+    def _line(self, line: bytes, now_ns: int) -> None:
+        if line[:5] != b"data:":
+            return  # comment, event:/id:/retry: fields, stray "\r"
+        payload = line[5:].strip()
+        if payload[:1] != b"{":
+            if payload and payload != b"[DONE]" and self.error is None:
+                self.error = f"unexpected event: {excerpt(payload)}"
+            return
+        obj = self._decode(payload)
+        if obj is not None:
+            self._checked_event(obj, payload, now_ns)
+
+    def _event(self, obj: dict[str, Any], now_ns: int) -> None:
+        if obj.get("error") is not None:
+            if self.error is None:
+                self.error = f"error event: {excerpt(str(obj['error']))}"
+            return
+        token = obj.get("token")
+        if token and not token.get("special"):
+            text = token.get("text")
+            if text:
+                self._text_chunk(now_ns, text, None, 1)
+            else:
+                self._carry += 1
+        if obj.get("generated_text") is not None:
+            self.finished = True
+            if self.done_ns is None:
+                self.done_ns = now_ns
+            details = obj.get("details")
+            if details:
+                generated = details.get("generated_tokens")
+                prompt = details.get("input_length")
+                if type(generated) is int:
+                    self.output_tokens = generated
+                if type(prompt) is int:
+                    self.input_tokens = prompt
+
+    def missing_end_reason(self) -> str:
+        return (f"stream ended without its final event (generated_text) "
+                f"({len(self.chunk_ns)} text chunks)")

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from kitt.benchmark import Target
-from kitt.errors import KittError
+from kitt.errors import BadInput, KittError
 from kitt.model import Metric, RequestSample
 from kitt_bench_perf.benchmarks.params import LoadParams
 from kitt_bench_perf.client import Api, Endpoint
@@ -43,6 +43,12 @@ DISTRIBUTION_METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
     "ttft_from_scheduled_ms": ("ttft_from_scheduled_ms", "ms", LATENCY_STATS),
     "e2e_from_scheduled_ms": ("e2e_from_scheduled_ms", "ms", LATENCY_STATS),
     "send_delay_ms": ("send_delay_ms", "ms", ("mean", "p99", "max")),
+    # The server's own timings (Ollama): present only when the engine reported them.
+    "server_eval_tokens_per_s": ("server_eval_tokens_per_s", "tokens/s",
+                                 ("mean", "p50", "min")),
+    "server_prompt_eval_ms": ("server_prompt_eval_ms", "ms", ("mean", "p50", "p99", "max")),
+    "server_load_ms": ("server_load_ms", "ms", ("mean", "max")),
+    "server_total_ms": ("server_total_ms", "ms", ("mean", "p50", "p99", "max")),
 }
 
 
@@ -51,14 +57,20 @@ DISTRIBUTION_METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
 def endpoint_for(target: Target, endpoint: str, *, ignore_eos: bool = True,
                  temperature: float | None = None) -> Endpoint:
     """openai: completions (or chat); ollama: /api/generate (or /api/chat); tgi: its
-    OpenAI-compatible Messages API (/v1/chat/completions) whatever `endpoint` says."""
+    OpenAI-compatible Messages API (/v1/chat/completions), or with `generate_stream` its
+    native /generate_stream. `generate_stream` is refused for any other API."""
     chat = endpoint == "chat"
+    if endpoint == "generate_stream" and target.api != "tgi":
+        raise BadInput(f"endpoint 'generate_stream' is TGI's native API; this target's API "
+                       f"is {target.api!r}",
+                       hint="use endpoint: completions or chat (generate_stream needs a "
+                            "tgi engine)")
     if target.api == "openai":
         api = Api.OPENAI_CHAT if chat else Api.OPENAI_COMPLETIONS
     elif target.api == "ollama":
         api = Api.OLLAMA_CHAT if chat else Api.OLLAMA_GENERATE
     elif target.api == "tgi":
-        api = Api.OPENAI_CHAT
+        api = Api.TGI_GENERATE_STREAM if endpoint == "generate_stream" else Api.OPENAI_CHAT
     else:
         raise KittError(f"kitt-bench-perf cannot drive API {target.api!r}",
                         hint="supported APIs: openai, ollama, tgi")

@@ -10,7 +10,8 @@ from typing import Any
 import attrs
 from attrs import validators as v
 
-ENDPOINTS = ("completions", "chat")
+ENDPOINTS = ("completions", "chat", "generate_stream")
+"""`generate_stream` (TGI's native API) is valid only for targets whose api is tgi."""
 
 
 def _optional(validator: Any) -> Any:
@@ -40,7 +41,8 @@ class LoadParams:
     max_tokens: int = attrs.field(default=64, validator=v.ge(1))
     """Output tokens requested (`max_tokens`; with ignore_eos every request runs to it)."""
     endpoint: str = attrs.field(default="completions", validator=v.in_(ENDPOINTS))
-    """OpenAI-style engines: `completions` or `chat`. TGI always uses chat (Messages API)."""
+    """OpenAI-style engines: `completions` or `chat`. TGI uses chat (Messages API) unless
+    `generate_stream` (its native API; refused for other engines)."""
     ignore_eos: bool = True
     temperature: float | None = attrs.field(default=None, validator=_optional(v.ge(0)))
     timeout_s: float = attrs.field(default=300.0, validator=_positive_float)
