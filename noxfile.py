@@ -93,7 +93,11 @@ def demo(session: nox.Session) -> None:
 
 @nox.session
 def bench(session: nox.Session) -> None:
-    install_kitt(session)
+    """Every bench/*.py (start-up, load generator, storage, quality vs lm-eval); each
+    prints JSON and writes it under bench/results/. Storage figures for PostgreSQL need
+    KITT_TEST_POSTGRES_URL."""
+    session.install(*ENGINES, env=LLAMA_BUILD_ENV)
+    install_kitt(session, "postgres")
     out = ROOT / "bench" / "results"
     out.mkdir(parents=True, exist_ok=True)
     for script in sorted((ROOT / "bench").glob("*.py")):
