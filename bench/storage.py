@@ -4,9 +4,12 @@
                             [--out FILE]
 
 Fills a fresh store per backend with bulk inserts (`Store.save_runs` in batches), then
-times each query `--repeat` times and reports the median, min and max in milliseconds.
-PostgreSQL uses KITT_TEST_POSTGRES_URL, in a schema `kitt_bench` dropped afterwards; it is
-skipped (and said so in the output) when that variable is unset.
+times each query `--repeat` times and reports the median, min and max in milliseconds,
+then the write path on the full store: saving one new run, replacing one, deleting one.
+The load average is recorded before and after each backend: on a shared machine, compare
+figures taken under similar load. PostgreSQL uses KITT_TEST_POSTGRES_URL, in a schema
+`kitt_bench` dropped afterwards; it is skipped (and said so in the output) when that
+variable is unset.
 """
 
 from __future__ import annotations
@@ -23,7 +26,10 @@ import time
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from kitt.model import BenchmarkResult, EngineConfig, Fingerprint, Metric, Run
+import attrs
+
+from kitt.compare import compare_runs
+from kitt.model import BenchmarkResult, EngineConfig, Fingerprint, Metric, RequestSample, Run
 from kitt.storage import RunFilter, open_store
 
 MODELS = [f"model-{i}" for i in range(10)]
@@ -76,11 +82,34 @@ def timed(fn, repeat: int) -> dict:
             "max_ms": round(max(times), 2)}
 
 
+def with_samples(run: Run, count: int) -> Run:
+    """`run` with `count` request samples per result, as a real performance run has: the
+    document grows to megabytes, the metrics do not."""
+    samples = tuple(RequestSample(i * 10.0, True, ttft_ms=30.0 + i % 17, e2e_ms=900.0 + i % 91,
+                                  itl_mean_ms=9.5, input_tokens=200, output_tokens=128)
+                    for i in range(count))
+    return attrs.evolve(run, id=f"samples-{run.id}", results=tuple(
+        attrs.evolve(result, requests=samples) for result in run.results))
+
+
+def _compare(store, refs: list[str]):
+    """`kitt results compare` minus printing; stores without `comparison_values` (before
+    schema 3) compared whole documents."""
+    from kitt import compare
+
+    if hasattr(compare, "compare_stored"):
+        return compare.compare_stored(store, refs)
+    return compare.compare_runs([store.get_run(ref) for ref in refs])
+
+
 def queries(store, count: int) -> dict:
     ids = [s.id for s in store.list_runs(RunFilter(model="model-3"), limit=5000)]
     rng = random.Random(7)
     picks = iter(rng.choice(ids) for _ in range(10_000))
     five = rng.sample(ids, 5)
+    heavy = [with_samples(store.get_run(run_id), 5000) for run_id in five]
+    store.save_runs(heavy)
+    heavy_ids = [run.id for run in heavy]
     return {
         "list --model M --limit 50": lambda: store.list_runs(RunFilter(model="model-3"),
                                                              limit=50),
@@ -91,7 +120,10 @@ def queries(store, count: int) -> dict:
             limit=50),
         "show RUN": lambda: store.get_run(next(picks)),
         "show PREFIX": lambda: store.get_run(next(picks)[:12]),
-        "compare 5 runs": lambda: store.compare(five),
+        "compare 5 runs": lambda: _compare(store, five),
+        "compare 5 runs of 20,000 request samples each": lambda: _compare(store, heavy_ids),
+        "compare the same 5 from whole documents (as before schema 3)": lambda: compare_runs(
+            [store.get_run(run_id) for run_id in heavy_ids]),
         "aggregate by model+engine, --model M": lambda: store.aggregate(
             RunFilter(model="model-3"), ["model", "engine"]),
         "aggregate by model+engine, --suite S --since 30 days": lambda: store.aggregate(
@@ -102,16 +134,45 @@ def queries(store, count: int) -> dict:
     }
 
 
+def writes(store, count: int) -> dict:
+    """One run at a time, as `kitt run` saves: a new id, an existing id (replaced), and a
+    delete. Each operation is its own transaction, so these include the commit (and on
+    SQLite the fsync of synchronous=FULL)."""
+    rng = random.Random(11)
+    new_ids = iter(range(count, count * 2))
+    saved: list[str] = []
+    replaced = iter(s.id for s in store.list_runs(limit=500, offset=1000))
+
+    def save_new():
+        run = make_run(next(new_ids), rng)
+        store.save_run(run)
+        saved.append(run.id)
+
+    def replace():
+        run_id = next(replaced)  # same id and group, new values: the old ones must go
+        store.save_run(attrs.evolve(make_run(int(run_id[:8]), rng), id=run_id))
+
+    return {
+        "save_run, new id": save_new,
+        "save_run, replacing a stored run": replace,
+        "delete_run": lambda: store.delete_run(saved.pop()),
+    }
+
+
 def bench_backend(url: str, count: int, repeat: int) -> dict:
     with open_store(url) as store:
         fill_s = fill(store, count)
         stats = store.stats()
         out = {"url": store.url, "runs": stats["counts"]["runs"],
                "metrics": stats["counts"]["metrics"], "fill_s": round(fill_s, 1),
-               "queries": {}}
+               "loadavg_before": os.getloadavg(), "queries": {}, "writes": {}}
         for name, fn in queries(store, count).items():
             out["queries"][name] = timed(fn, repeat)
             print(f"  {name}: {out['queries'][name]}", file=sys.stderr)
+        for name, fn in writes(store, count).items():
+            out["writes"][name] = timed(fn, repeat * 3)
+            print(f"  {name}: {out['writes'][name]}", file=sys.stderr)
+        out["loadavg_after"] = os.getloadavg()
     return out
 
 

@@ -132,3 +132,19 @@ def test_runs_from_results_folders_need_no_store(tmp_path):
     junk.write_text("{}")
     done = run_kitt("report", str(junk), env=env)
     assert done.returncode == 2 and "not a KITT run document" in done.stderr
+
+
+def test_store_runs_and_results_folders_compare_alike(home, tmp_path):
+    """A stored run is read without its document (`Store.comparison_values`), a folder
+    whole: both feed the one comparison, so mixing them changes no number. And
+    `kitt storage compare` is the same command."""
+    folder = tmp_path / SLOW
+    folder.mkdir()
+    (folder / "metrics.json").write_text(
+        to_json(make_run(SLOW, requests=200, scale=1.25, failed_benchmark=True)))
+    stored = kitt(home, "results", "compare", "--json", BASE, SLOW, AGAIN)
+    mixed = kitt(home, "results", "compare", "--json", BASE, str(folder), AGAIN[:5])
+    assert stored.returncode == mixed.returncode == 1, mixed.stderr
+    assert json.loads(mixed.stdout) == json.loads(stored.stdout)
+    alias = kitt(home, "storage", "compare", "--json", BASE, SLOW, AGAIN)
+    assert alias.returncode == 1 and alias.stdout == stored.stdout

@@ -97,9 +97,9 @@ T0 = datetime(2026, 1, 1, 12, 0, tzinfo=timezone.utc)
 def make_run(i: int, *, model: str = "tiny.gguf", engine: str = "llamacpp",
              suite: str = "quick", status: str = "passed", fingerprint: str = "fp-a",
              repeats: int = 2, metrics: int = 3, run_id: str | None = None,
-             value: float | None = None) -> Run:
+             value: float | None = None, params: dict | None = None) -> Run:
     """A realistic run: `repeats` repetitions of a throughput benchmark with `metrics`
-    metrics, one quality benchmark with items and request samples."""
+    metrics (and `params`), one quality benchmark with items and request samples."""
     base = 100.0 + i if value is None else value
     repetitions = [
         BenchmarkResult(
@@ -110,6 +110,7 @@ def make_run(i: int, *, model: str = "tiny.gguf", engine: str = "llamacpp",
             requests=(RequestSample(0.0, True, ttft_ms=12.5, e2e_ms=80.0, input_tokens=10,
                                     output_tokens=32),
                       RequestSample(5.0, False, error="timeout")),
+            params=params or {},
         )
         for rep in range(repeats)
     ]
@@ -127,3 +128,37 @@ def make_run(i: int, *, model: str = "tiny.gguf", engine: str = "llamacpp",
         hardware=Fingerprint(fingerprint), engine_version="b4000", config={"i": i},
         results=results,
     )
+
+
+def save_before_v3(store, runs) -> None:
+    """Save `runs` as KITT did before schema version 3: the same rows without
+    results.params, and no metric totals (for stores migrated to `start` < 3)."""
+    from kitt.storage import rows as rowmod
+
+    batch = store._rows_of(runs)
+    with store._transaction() as cur:
+        for table in ("runs", *rowmod.CHILD_TABLES):
+            columns = list(store._columns(table))
+            table_rows = batch[table]
+            if table == "results":
+                table_rows = [row[:-1] for row in table_rows]
+                columns.remove("params")
+            if table_rows:
+                cur.executemany(f"INSERT INTO {table} ({', '.join(columns)}) "
+                                f"VALUES ({', '.join('?' * len(columns))})", table_rows)
+
+
+def assert_same_aggregates(got, want, rel: float = 1e-9) -> None:
+    """Two `aggregate` answers agree: the same groups in the same order with the same
+    counts, min and max, and mean and stddev within `rel` of the size of the values (a
+    spread near 0 is judged on that scale, where rounding differs by path)."""
+    assert [(r.group, r.benchmark, r.metric, r.unit, r.runs, r.n, r.min, r.max) for r in got] \
+        == [(r.group, r.benchmark, r.metric, r.unit, r.runs, r.n, r.min, r.max) for r in want]
+    for a, b in zip(got, want, strict=True):
+        size = max(abs(b.min), abs(b.max))
+        assert a.mean == pytest.approx(b.mean, rel=rel, abs=rel * size), (a, b)
+        if b.stddev is None:
+            assert a.stddev is None, (a, b)
+        else:
+            assert a.stddev == pytest.approx(b.stddev, rel=rel, abs=rel * size), (a, b)
+        assert (a.cv is None) == (b.cv is None) or b.stddev < rel * size, (a, b)

@@ -11,6 +11,7 @@ from storefixtures import (  # noqa: F401
     _postgres_reachable,
     make_run,
     raw_store,
+    save_before_v3,
     store_url,
 )
 
@@ -48,8 +49,17 @@ def test_the_whole_workflow_from_the_command_line(store_url, tmp_path):  # noqa:
     stats = json.loads(k("stats", "--json").stdout)
     assert stats["counts"]["runs"] == 3
 
-    compared = json.loads(k("compare", "run-00000", "run-00001", "--json").stdout)
+    # `kitt storage compare` is `kitt results compare` (docs/reports.md): same document.
+    done = k("compare", "run-00000", "run-00001", "--json")
+    assert done.returncode == 0, done.stderr  # 1% faster: no regression
+    compared = json.loads(done.stdout)
+    assert compared["baseline"] == "run-00000"
     assert [run["id"] for run in compared["runs"]] == ["run-00000", "run-00001"]
+    m0 = next(row for row in compared["rows"] if row["metric"] == "m0")
+    assert m0["values"][0]["stats"]["n"] == 2 and m0["values"][1]["delta"] == 1.0
+    same = run_kitt("results", "compare", "run-00000", "run-00001", "--json", "--store",
+                    store_url, env={"KITT_HOME": str(tmp_path)})
+    assert json.loads(same.stdout) == compared
     assert "m0" in k("compare", "run-00000", "run-00001").stdout
 
     rows = json.loads(k("aggregate", "--group-by", "model", "--json").stdout)
@@ -103,7 +113,7 @@ def test_a_newer_schema_is_refused(store_url, tmp_path):  # noqa: F811
 def test_an_older_schema_asks_for_migrate_then_migrates(store_url, tmp_path):  # noqa: F811
     with raw_store(store_url) as store:
         assert store.migrate(target=1) == [1]
-        store.save_run(make_run(1))
+        save_before_v3(store, [make_run(1)])
     done = kitt_store(store_url, "list", home=tmp_path)
     assert done.returncode == 2 and "kitt storage migrate" in done.stderr
     done = kitt_store(store_url, "migrate", "--json", home=tmp_path)

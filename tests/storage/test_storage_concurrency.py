@@ -11,10 +11,13 @@ import time
 from pathlib import Path
 
 import pytest
-from storefixtures import make_run, store_url  # noqa: F401
+from storefixtures import assert_same_aggregates, make_run, store_url  # noqa: F401
 
 from kitt import BadInput
-from kitt.storage import open_store
+from kitt.compare import metric_values
+from kitt.storage import GROUP_KEYS, open_store
+from kitt.storage import aggregate as aggmod
+from kitt.storage.api import EVERY_RUN
 
 WORKER = Path(__file__).with_name("storeworker.py")
 WRITERS = 8
@@ -45,12 +48,19 @@ def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_url, tmp_path
         for w in (0, WRITERS - 1):
             assert store.get_run(f"w{w}-007") == make_run(7, run_id=f"w{w}-007",
                                                          model=f"model-{w}")
-        # Each shared run is whole: its rows belong to the one document that won.
+        # Each shared run is whole: its rows belong to the one document that won. And
+        # check() recomputes every group's metric totals from the metric values: the
+        # racing saves and replacements left them exact.
         assert store.check() == []
         for k in range(5):
             run = store.get_run(f"shared-{k}")
-            rows = store.compare([run.id]).rows
-            assert len(rows) == 3 + 1 and len(run.results) == run.results[-2].run_number + 1
+            stored = store.comparison_values([run.id])[0]
+            assert metric_values(stored.results) == metric_values(run.results)
+            assert len(metric_values(run.results)) == 3 + 1
+            assert len(run.results) == run.results[-2].run_number + 1
+        for keys in (["model", "engine"], list(GROUP_KEYS)):
+            assert_same_aggregates(aggmod.from_totals(store._query, EVERY_RUN, keys),
+                                   aggmod.by_scan(store._query, store._where, EVERY_RUN, keys))
         counts = store.stats()["counts"]
         shared_results = sum(len(store.get_run(f"shared-{k}").results) for k in range(5))
         assert counts["results"] == len(expected) * 3 + shared_results

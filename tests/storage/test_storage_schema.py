@@ -3,11 +3,33 @@ with the data intact; and a third backend can be plugged in."""
 
 from __future__ import annotations
 
+import attrs
 import pytest
-from storefixtures import make_run, raw_store, store_url  # noqa: F401
+from storefixtures import (  # noqa: F401
+    assert_same_aggregates,
+    make_run,
+    raw_store,
+    save_before_v3,
+    store_url,
+)
 
 from kitt import BadInput, StorageBackend, hookimpl, plugins
-from kitt.storage import open_store, schema
+from kitt.compare import metric_values
+from kitt.storage import GROUP_KEYS, RunFilter, open_store, schema
+from kitt.storage import aggregate as aggmod
+
+# Parameters the v3 backfill must copy exactly: JSONB would change 1e300 and -0.0.
+SWEEP = {"load": {"concurrency": 8, "ramp": [1, 2.5]}, "big": 1e300, "neg_zero": -0.0,
+         "text": "é\u0000\n", "none": None}
+
+
+def _fixture_runs():
+    # More runs than the backfill reads at once (100), in several cells.
+    return [make_run(1), attrs.evolve(make_run(2, model="b"), engine_version=None),
+            make_run(3, params=SWEEP, value=1e6 + 0.125),
+            make_run(4, params={"load": {"concurrency": 1}}, status="failed"),
+            *(make_run(i, repeats=1, metrics=1, params={"i": i}, suite=f"s{i % 3}")
+              for i in range(5, 110))]
 
 
 def _fresh_schema(store_url) -> dict[str, str]:  # noqa: F811
@@ -20,9 +42,9 @@ def test_migrating_from_each_earlier_version_gives_the_fresh_schema(store_url, s
     with raw_store(store_url) as store:
         assert store.migrate(target=start) == list(range(1, start + 1))
         if start >= 1:
-            # Written by today's code; valid while later migrations only add indexes.
-            # A migration that changes tables must write this fixture data in SQL of `start`.
-            store.save_runs([make_run(1), make_run(2)])
+            # The rows KITT wrote at `start` (v1 and v2 differ only by an index). A later
+            # migration that changes tables again needs a writer of that version here.
+            save_before_v3(store, _fixture_runs())
     if start >= 1:
         with pytest.raises(BadInput, match="kitt storage migrate"):
             open_store(store_url)
@@ -33,9 +55,11 @@ def test_migrating_from_each_earlier_version_gives_the_fresh_schema(store_url, s
         assert store.migrate() == []  # migrating again is a no-op
         migrated = store.schema_objects()
         if start >= 1:
-            assert store.get_run("run-00002") == make_run(2)
-            assert store.check() == []
-        store.save_run(make_run(3))
+            assert store.get_run("run-00002") == _fixture_runs()[1]
+            assert store.check() == []  # includes: the backfilled totals equal a recompute
+            _assert_backfilled(store)
+        store.save_run(make_run(5))
+        assert store.check() == []
     # Same objects as a brand-new store (compared in a second store of the same backend).
     if store_url.startswith("sqlite"):
         fresh_url = store_url.replace("karr.db", "fresh.db")
@@ -50,11 +74,28 @@ def test_migrating_from_each_earlier_version_gives_the_fresh_schema(store_url, s
             drop_schema(fresh_url.split("schema=")[1])
 
 
+def _assert_backfilled(store) -> None:
+    """v3 filled results.params from the documents and the totals from the metrics."""
+    runs = _fixture_runs()
+    stored = store.comparison_values([run.id for run in runs])
+    assert stored[-1].results[0].params == {"i": 109}
+    for run, found in zip(runs, stored, strict=True):
+        assert [r.params for r in found.results] == [r.params for r in run.results]
+        assert metric_values(found.results) == metric_values(run.results)
+    assert str(stored[2].results[0].params["neg_zero"]) == "-0.0"
+    for keys in (["model", "engine"], list(GROUP_KEYS), []):
+        totals = aggmod.from_totals(store._query, RunFilter(), keys)
+        assert_same_aggregates(totals, aggmod.by_scan(store._query, store._where, RunFilter(),
+                                                      keys))
+        assert len(totals) > 0
+
+
 def test_every_dialect_has_every_version():
     for dialect, steps in schema.MIGRATIONS.items():
         assert len(steps) == schema.LATEST, dialect
         for version in range(1, schema.LATEST + 1):
             assert schema.statements(dialect, version)
+        assert schema.statements(dialect, 3)[1] == schema.DataStep("result_params")
 
 
 def test_a_third_backend_can_be_added_by_a_plugin(tmp_path):

@@ -13,6 +13,7 @@ from hypothesis import strategies as st
 from storefixtures import T0, any_runs, make_run, store, store_url  # noqa: F401
 
 from kitt import BadInput, Metric
+from kitt.compare import compare_runs, compare_stored, metric_values
 from kitt.converter import to_json
 from kitt.storage import RunFilter, open_store
 from kitt.storage.api import EVERY_RUN
@@ -123,14 +124,48 @@ def test_aggregate_gives_mean_stddev_and_cv_across_repeated_runs(store):  # noqa
         store.aggregate(group_by=["nonsense"])
 
 
-def test_compare_puts_runs_side_by_side(store):  # noqa: F811
-    store.save_runs([make_run(1, value=10.0), make_run(2, value=20.0, metrics=1)])
-    comparison = store.compare(["run-00002", "run-00001"])
-    assert [s.id for s in comparison.runs] == ["run-00002", "run-00001"]
-    by_metric = {(r.benchmark, r.metric): r.values for r in comparison.rows}
-    assert by_metric[("throughput", "m0")] == (20.25, 10.25)  # mean of both repetitions
-    assert by_metric[("throughput", "m2")] == (None, 12.25)
-    assert by_metric[("mmlu", "accuracy")] == (0.5, 0.5)
+def test_comparison_values_are_what_compare_reads_of_whole_runs(store):  # noqa: F811
+    # One run holds a benchmark with two parameter sets (two repetitions each) and a failed
+    # third set without metrics: its parameters still tell the others apart.
+    sweep = make_run(3, params={"load": {"c": 1}}).results[:2] + \
+        make_run(3, params={"load": {"c": 8}}, value=50.0).results[:2] + \
+        (attrs.evolve(make_run(3).results[0], params={"load": {"c": 64}}, metrics=(),
+                      passed=False),)
+    runs = [make_run(1, value=10.0), make_run(2, value=20.0, metrics=1),
+            attrs.evolve(make_run(3), id="sweep-3", results=sweep)]
+    store.save_runs(runs)
+    found = store.comparison_values(["sweep", "run-00001", "run-00002", "run-00001"])
+    assert [f.run.id for f in found] == ["sweep-3", "run-00001", "run-00002", "run-00001"]
+    for f in found:
+        run = store.get_run(f.run.id)
+        assert [(r.name, r.params, r.metrics) for r in f.results] == \
+            [(r.name, r.params, r.metrics) for r in run.results]
+    assert list(metric_values(found[0].results))[:2] == [
+        ("throughput [load.c=1]", "m0", "tokens/s"), ("throughput [load.c=1]", "m1", "tokens/s")]
+    # The store's comparison is the comparison of the documents, number for number.
+    ids = ["run-00001", "run-00002", "sweep-3"]
+    assert compare_stored(store, ids).to_dict() == \
+        compare_runs([store.get_run(i) for i in ids]).to_dict()
+    by_metric = {(r.benchmark, r.metric): r for r in compare_stored(store, ids).rows}
+    assert by_metric[("throughput", "m0")].cells[0].stats.mean == 10.25  # mean of both reps
+    assert by_metric[("throughput", "m2")].cells[1].flag == "missing"
+    with pytest.raises(BadInput, match="no run 'nope'"):
+        store.comparison_values(["run-00001", "nope"])
+
+
+@fixture_settings
+@given(runs=st.lists(any_runs, min_size=1, max_size=3, unique_by=lambda r: r.id))
+def test_comparison_values_match_any_run(store, runs):  # noqa: F811
+    for run in list(store.list_runs()):
+        store.delete_run(run.id)
+    store.save_runs(runs)
+    found = store.comparison_values([run.id for run in runs])
+    for run, stored in zip(runs, found, strict=True):
+        want = metric_values(run.results)
+        if store.dialect == "postgresql":  # PostgreSQL text holds no NUL (docs/storage.md)
+            want = {tuple(part.replace("\x00", "\ufffd") for part in key): values
+                    for key, values in want.items()}
+        assert metric_values(stored.results) == want
 
 
 def test_stats_describe_the_store(store):  # noqa: F811

@@ -1,9 +1,13 @@
 """Comparing runs: statistics over each run's repetitions, deltas against a baseline run and
 regression flags from percent thresholds (docs/reports.md).
 
-This is KITT's one comparison implementation. `kitt results compare` and `kitt report`
-compute from whole `Run` documents here, so a number printed in a terminal and the same
-number in a report can never disagree.
+This is KITT's one comparison implementation: `kitt results compare` (= `kitt storage
+compare`) and `kitt report` all compute here, so a number printed in a terminal and the
+same number in a report can never disagree. What it needs of a run is a `RunValues`: the
+run's identity and each metric's values over its repetitions. One comes from a whole
+`Run` (a results folder, or a report that draws the run anyway) or from the store's
+`comparison_values` (a few indexed rows per run instead of documents that hold every
+request sample); both go through `metric_values`, so they key results identically.
 """
 
 from __future__ import annotations
@@ -13,13 +17,17 @@ import json
 import math
 import re
 from collections.abc import Iterable, Mapping, Sequence
+from datetime import datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, Protocol
 
 import attrs
 
 from kitt.errors import BadInput
-from kitt.model import BenchmarkResult, Run
+from kitt.model import Metric, Run
+
+if TYPE_CHECKING:
+    from kitt.storage.api import RunMetrics, RunSummary, Store
 
 Better = Literal["higher", "lower", "none"]
 Flag = Literal["ok", "warning", "critical", "missing"]
@@ -205,8 +213,11 @@ class Stats:
         # Dividing first keeps the sum of values near 1e308 finite; d * d (unlike d ** 2)
         # gives inf instead of raising, and a non-finite spread is reported as unknown.
         mean = math.fsum(v / n for v in values)
-        stddev = (_finite(math.sqrt(math.fsum((v - mean) * (v - mean) for v in values)
-                                    / (n - 1))) if n > 1 else None)
+        try:
+            spread = math.fsum((v - mean) * (v - mean) for v in values)
+        except OverflowError:  # the exact sum of squares is beyond floats (fsum raises)
+            spread = math.inf
+        stddev = _finite(math.sqrt(spread / (n - 1))) if n > 1 else None
         if n > 1 and min(values) == max(values):
             stddev = 0.0  # not 2e-18 from the mean's rounding: equal values do not vary
         cv = _finite(stddev / abs(mean)) if stddev is not None and mean != 0 else None
@@ -218,7 +229,21 @@ def _finite(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
-def result_keys(results: Sequence[BenchmarkResult]) -> list[str]:
+class ResultLike(Protocol):
+    """What comparing reads of a benchmark result: a `kitt.BenchmarkResult`, or the store's
+    compact `kitt.storage.ResultMetrics`."""
+
+    @property
+    def name(self) -> str: ...
+
+    @property
+    def params(self) -> Mapping[str, Any]: ...
+
+    @property
+    def metrics(self) -> Sequence[Metric]: ...
+
+
+def result_keys(results: Sequence[ResultLike]) -> list[str]:
     """A label per result naming its benchmark: the name, plus the parameters that differ
     when one run holds the same benchmark with several parameter sets (a sweep written as
     separate suite entries), so those never pool as if they were repetitions."""
@@ -251,11 +276,13 @@ MetricKey = tuple[str, str, str]
 """(benchmark label, metric name, unit)."""
 
 
-def metric_values(run: Run) -> dict[MetricKey, list[float]]:
-    """Every metric of `run` with its values over the repetitions, in the run's order.
-    Failed repetitions count when they report a metric, as in the store's statistics."""
+def metric_values(results: Sequence[ResultLike]) -> dict[MetricKey, list[float]]:
+    """Every metric of a run's `results` with its values over the repetitions, in the
+    run's order. Failed repetitions count when they report a metric, as in the store's
+    statistics. Results without metrics matter too: their parameters can tell siblings
+    apart (`result_keys`)."""
     out: dict[MetricKey, list[float]] = {}
-    for result, key in zip(run.results, result_keys(run.results), strict=True):
+    for result, key in zip(results, result_keys(results), strict=True):
         for metric in result.metrics:
             if math.isfinite(metric.value):
                 out.setdefault((key, metric.name, metric.unit), []).append(metric.value)
@@ -288,10 +315,64 @@ class Row:
 
 
 @attrs.frozen
+class RunInfo:
+    """Who a compared run is, as the comparison prints it."""
+
+    id: str
+    model: str
+    engine: str
+    engine_version: str | None
+    mode: str
+    suite: str
+    status: str
+    started_at: datetime
+    finished_at: datetime | None
+    fingerprint: str
+
+    @classmethod
+    def of_run(cls, run: Run) -> RunInfo:
+        return cls(run.id, run.model, run.engine.engine, run.engine_version, run.engine.mode,
+                   run.suite, run.status, run.started_at, run.finished_at,
+                   run.hardware.fingerprint)
+
+    @classmethod
+    def of_summary(cls, summary: RunSummary) -> RunInfo:
+        return cls(summary.id, summary.model, summary.engine, summary.engine_version,
+                   summary.mode, summary.suite, summary.status, summary.started_at,
+                   summary.finished_at, summary.fingerprint)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "model": self.model, "engine": self.engine,
+            "engine_version": self.engine_version, "mode": self.mode, "suite": self.suite,
+            "status": self.status, "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "fingerprint": self.fingerprint,
+        }
+
+
+@attrs.frozen
+class RunValues:
+    """What comparing needs of one run: who it is, and every metric's values over the
+    run's repetitions (`metric_values`)."""
+
+    info: RunInfo
+    values: dict[MetricKey, list[float]] = attrs.field(repr=False)
+
+    @classmethod
+    def of_run(cls, run: Run) -> RunValues:
+        return cls(RunInfo.of_run(run), metric_values(run.results))
+
+    @classmethod
+    def of_stored(cls, stored: RunMetrics) -> RunValues:
+        return cls(RunInfo.of_summary(stored.run), metric_values(stored.results))
+
+
+@attrs.frozen
 class Comparison:
     """Runs side by side; `runs[0]` is the baseline."""
 
-    runs: tuple[Run, ...] = attrs.field(repr=False)
+    runs: tuple[RunInfo, ...] = attrs.field(repr=False)
     rows: tuple[Row, ...]
 
     def flagged(self, *flags: Flag) -> list[tuple[Row, int]]:
@@ -310,7 +391,7 @@ class Comparison:
         """The JSON form `kitt results compare --json` prints."""
         return {
             "baseline": self.runs[0].id,
-            "runs": [run_identity(run) for run in self.runs],
+            "runs": [run.to_dict() for run in self.runs],
             "regressions": self.counts(),
             "rows": [{
                 "benchmark": row.benchmark, "metric": row.metric, "unit": row.unit,
@@ -327,22 +408,12 @@ def _cell_dict(cell: Cell) -> dict[str, Any]:
     return {"stats": stats, "delta": cell.delta, "delta_pct": cell.delta_pct, "flag": cell.flag}
 
 
-def run_identity(run: Run) -> dict[str, Any]:
-    return {
-        "id": run.id, "model": run.model, "engine": run.engine.engine,
-        "engine_version": run.engine_version, "mode": run.engine.mode, "suite": run.suite,
-        "status": run.status, "started_at": run.started_at.isoformat(),
-        "finished_at": run.finished_at.isoformat() if run.finished_at else None,
-        "fingerprint": run.hardware.fingerprint,
-    }
-
-
-def compare_runs(runs: Sequence[Run], thresholds: Thresholds | None = None) -> Comparison:
+def compare(runs: Sequence[RunValues], thresholds: Thresholds | None = None) -> Comparison:
     """Every metric of `runs` side by side, each later run against `runs[0]`."""
     if not runs:
         raise BadInput("nothing to compare", hint="name at least one run")
     thresholds = thresholds or Thresholds()
-    per_run = [metric_values(run) for run in runs]
+    per_run = [run.values for run in runs]
     keys = list(dict.fromkeys(key for values in per_run for key in values))
     rows = []
     for key in keys:
@@ -353,7 +424,19 @@ def compare_runs(runs: Sequence[Run], thresholds: Thresholds | None = None) -> C
         cells = [Cell(base)]
         cells += [judge(base, other, threshold) for other in stats[1:]]
         rows.append(Row(benchmark, metric, unit, threshold, tuple(cells)))
-    return Comparison(tuple(runs), tuple(rows))
+    return Comparison(tuple(run.info for run in runs), tuple(rows))
+
+
+def compare_runs(runs: Sequence[Run], thresholds: Thresholds | None = None) -> Comparison:
+    """`compare` of whole runs (results folders, or runs a report draws anyway)."""
+    return compare([RunValues.of_run(run) for run in runs], thresholds)
+
+
+def compare_stored(store: Store, refs: Sequence[str],
+                   thresholds: Thresholds | None = None) -> Comparison:
+    """`compare` of stored runs (ids or unique prefixes), read without their documents."""
+    return compare([RunValues.of_stored(found) for found in store.comparison_values(refs)],
+                   thresholds)
 
 
 def judge(base: Stats | None, other: Stats | None, threshold: Threshold) -> Cell:
@@ -386,17 +469,38 @@ def judge(base: Stats | None, other: Stats | None, threshold: Threshold) -> Cell
     return Cell(other, delta, pct, flag)
 
 
+def load_values(refs: Iterable[str], store_url: str | None = None) -> list[RunValues]:
+    """What `compare` needs of each reference: a results folder or its metrics.json is
+    read whole; run ids and prefixes are looked up in the store, without their documents.
+    The store is opened only when some reference is not a path."""
+    refs = list(refs)
+    loaded: dict[int, RunValues] = {
+        i: RunValues.of_run(_read_run_file(path))
+        for i, path in enumerate(map(_run_file, refs)) if path is not None}
+    missing = [i for i in range(len(refs)) if i not in loaded]
+    if missing:
+        from kitt.storage import open_store
+
+        with open_store(store_url, create=False) as store:
+            stored = store.comparison_values([refs[i] for i in missing])
+        loaded.update(zip(missing, map(RunValues.of_stored, stored), strict=True))
+    return [loaded[i] for i in range(len(refs))]
+
+
+def _run_file(ref: str) -> Path | None:
+    """The run document `ref` names as a path (a results folder or a file), if it does."""
+    path = Path(ref)
+    if path.is_dir() and (path / "metrics.json").is_file():
+        path = path / "metrics.json"
+    return path if path.is_file() else None
+
+
 def load_runs(refs: Iterable[str], store_url: str | None = None) -> list[Run]:
     """Runs by id or unique id prefix in the store, or by path to a results folder or its
     metrics.json. The store is opened only when some reference is not a path."""
     refs = list(refs)
-    loaded: dict[int, Run] = {}
-    for i, ref in enumerate(refs):
-        path = Path(ref)
-        if path.is_dir() and (path / "metrics.json").is_file():
-            path = path / "metrics.json"
-        if path.is_file():
-            loaded[i] = _read_run_file(path)
+    loaded = {i: _read_run_file(path) for i, path in enumerate(map(_run_file, refs))
+              if path is not None}
     missing = [i for i in range(len(refs)) if i not in loaded]
     if missing:
         from kitt.storage import open_store

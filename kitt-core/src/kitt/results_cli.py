@@ -1,5 +1,6 @@
 """`kitt results compare|list` and `kitt report`: compare runs, flag regressions and render
 report pages (docs/reports.md). Thin commands over `kitt.compare` and `kitt.report`.
+`kitt storage compare` and `kitt storage list` are the same command objects.
 
 Only click is imported at module level: this module loads for every `kitt` command.
 """
@@ -14,7 +15,7 @@ import click
 from kitt import hookimpl
 from kitt.errors import EXIT_FAILED, BadInput
 from kitt.output import print_fields, print_json, print_table
-from kitt.storage.cli import json_option, list_command, store_option
+from kitt.storage.cli import json_option, list_command, storage, store_option
 
 
 @hookimpl
@@ -69,19 +70,23 @@ def compare_command(store_url, refs, warn_pct, critical_pct, thresholds_file, as
     RUN is a run id or unique id prefix in the store, or a results folder or its
     metrics.json. Exits 1 when any metric regressed past its critical threshold.
     """
-    from kitt.compare import compare_runs, load_runs
+    from kitt.compare import compare, load_values
 
     if len(refs) < 2:
         raise BadInput("compare needs at least two runs: a baseline and one to compare",
                        hint="kitt results compare BASELINE RUN...")
     thresholds = _thresholds(thresholds_file, warn_pct, critical_pct)
-    comparison = compare_runs(load_runs(refs, store_url), thresholds)
+    comparison = compare(load_values(refs, store_url), thresholds)
     if as_json:
         print_json(comparison.to_dict())
     else:
         _print_comparison(comparison)
     if comparison.critical:
         sys.exit(EXIT_FAILED)
+
+
+# One comparison, two places to find it: `kitt storage compare` is this command.
+storage.add_command(compare_command, name="compare")
 
 
 def _value(stats) -> str:
@@ -111,8 +116,8 @@ def _print_comparison(comparison) -> None:
     runs = comparison.runs
     print_fields([
         (("baseline" if i == 0 else f"run {i + 1}"),
-         f"{run.id}  {run.model}  {run.engine.engine} {run.engine_version or ''}  "
-         f"{run.started_at.isoformat(timespec='seconds')}  {run.hardware.fingerprint}")
+         f"{run.id}  {run.model}  {run.engine} {run.engine_version or ''}  "
+         f"{run.started_at.isoformat(timespec='seconds')}  {run.fingerprint}")
         for i, run in enumerate(runs)
     ], title="runs")
     columns = ["benchmark", "metric", "unit", "better", runs[0].id[:12]]

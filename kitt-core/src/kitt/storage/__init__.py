@@ -12,10 +12,10 @@ from __future__ import annotations
 from kitt.storage.api import (
     GROUP_KEYS,
     AggregateRow,
-    CompareRow,
-    Comparison,
     ImportReport,
+    ResultMetrics,
     RunFilter,
+    RunMetrics,
     RunSummary,
     Store,
 )
@@ -25,10 +25,10 @@ from kitt.storage.url import mask, resolve_url
 __all__ = [
     "GROUP_KEYS",
     "AggregateRow",
-    "CompareRow",
-    "Comparison",
     "ImportReport",
+    "ResultMetrics",
     "RunFilter",
+    "RunMetrics",
     "RunSummary",
     "Store",
     "mask",

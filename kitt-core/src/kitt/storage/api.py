@@ -14,7 +14,7 @@ from typing import Any, ClassVar
 
 import attrs
 
-from kitt.model import Run
+from kitt.model import Metric, Run
 
 GROUP_KEYS = ("model", "engine", "engine_version", "suite", "fingerprint", "status", "mode")
 """Run fields that `aggregate` can group by (benchmark and metric are always grouped)."""
@@ -85,20 +85,21 @@ class AggregateRow:
 
 
 @attrs.frozen
-class CompareRow:
-    """One metric across the compared runs: `values[i]` belongs to the i-th run (the mean
-    over that run's repetitions), None where the run lacks it."""
+class ResultMetrics:
+    """One benchmark result as a comparison needs it (`kitt.compare` keys results by name
+    and parameters): no request samples, items or details."""
 
-    benchmark: str
-    metric: str
-    unit: str
-    values: tuple[float | None, ...]
+    name: str
+    params: dict[str, Any]
+    metrics: tuple[Metric, ...]
 
 
 @attrs.frozen
-class Comparison:
-    runs: tuple[RunSummary, ...]
-    rows: tuple[CompareRow, ...]
+class RunMetrics:
+    """A run as a comparison needs it: its summary and its results in order."""
+
+    run: RunSummary
+    results: tuple[ResultMetrics, ...]
 
 
 @attrs.frozen
@@ -169,9 +170,17 @@ class Store(abc.ABC):
                   group_by: Sequence[str] = ("model", "engine")) -> list[AggregateRow]:
         """Mean, stddev and coefficient of variation of every metric per group."""
 
-    @abc.abstractmethod
-    def compare(self, run_ids: Sequence[str]) -> Comparison:
-        """The metrics of several runs side by side (ids or unique prefixes)."""
+    def comparison_values(self, run_ids: Sequence[str]) -> list[RunMetrics]:
+        """What `kitt.compare` needs of each run (ids or unique prefixes; one entry per id
+        given, in order). This default reads whole runs; a backend should answer from its
+        indexes without reading documents, as the SQL stores do."""
+        out = []
+        for run_id in run_ids:
+            run = self.get_run(run_id)
+            summary = self.list_runs(RunFilter(ids=(run.id,)))[0]
+            out.append(RunMetrics(summary, tuple(
+                ResultMetrics(r.name, r.params, tuple(r.metrics)) for r in run.results)))
+        return out
 
     @abc.abstractmethod
     def metric_rows(self, where: RunFilter = EVERY_RUN) -> Iterable[dict[str, Any]]:

@@ -2,6 +2,8 @@
 
 Every subcommand takes `--store URL` (else KITT_STORE, config.yaml, the default file).
 Only click is imported at module level: this module loads for every `kitt` command.
+`kitt storage compare` is `kitt results compare`, added to this group by kitt.results_cli
+(one comparison implementation, kitt.compare).
 """
 
 from __future__ import annotations
@@ -209,34 +211,6 @@ def aggregate(store_url, where, group_by, as_json):
         ((*(row.group[k] for k in keys), row.benchmark, row.metric, row.unit, row.runs, row.n,
           f"{row.mean:.6g}", "" if row.stddev is None else f"{row.stddev:.4g}",
           "" if row.cv is None else f"{100 * row.cv:.2f}") for row in found),
-    )
-
-
-@storage.command()
-@store_option
-@click.argument("run_ids", metavar="RUN...", nargs=-1, required=True)
-@json_option
-def compare(store_url, run_ids, as_json):
-    """Metrics of several runs side by side (means over each run's repetitions)."""
-    from kitt.converter import unstructure
-
-    if len(run_ids) < 2:
-        raise BadInput("compare needs at least two runs", hint="kitt storage compare RUN RUN...")
-    with _open(store_url, create=False) as store:
-        found = store.compare(run_ids)
-    if as_json:
-        print_json(unstructure(found))
-        return
-    print_table(("field", *(s.id for s in found.runs)), [
-        ("model", *(s.model for s in found.runs)),
-        ("engine", *(f"{s.engine} {s.engine_version or ''}".strip() for s in found.runs)),
-        ("started", *(_iso(s.started_at) for s in found.runs)),
-        ("fingerprint", *(s.fingerprint for s in found.runs)),
-    ])
-    print_table(
-        ("benchmark", "metric", "unit", *(s.id for s in found.runs)),
-        ((row.benchmark, row.metric, row.unit,
-          *("" if v is None else f"{v:.6g}" for v in row.values)) for row in found.rows),
     )
 
 

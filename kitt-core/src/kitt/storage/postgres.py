@@ -17,14 +17,16 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kitt.errors import BadInput
 from kitt.storage import rows as rowmod
+from kitt.storage import totals
 from kitt.storage.sqlstore import Cursor, SQLStore
 from kitt.storage.url import mask
 
 CONNECT_TIMEOUT_S = 5
 POOL_MAX = 4
 COPY_THRESHOLD = 200
-# Any constant shared by every KITT: serializes schema creation and migrations.
+# Any constants shared by every KITT: serialize schema creation and migrations, and writers.
 _SCHEMA_LOCK = 0x4B415252  # "KARR"
+_WRITE_LOCK = 0x4B415257  # "KARW"
 _IDENTIFIER = re.compile(r"[a-z_][a-z0-9_]{0,62}")
 
 
@@ -69,7 +71,7 @@ class _PgCursor(Cursor):
 
 class PostgresStore(SQLStore):
     dialect = "postgresql"
-    _stddev_sql = "stddev_samp(m.value)"
+    _null_eq = "IS NOT DISTINCT FROM"
 
     def __init__(self, url: str, *, create: bool = True):
         psycopg, psycopg_pool = _import_psycopg()
@@ -126,6 +128,12 @@ class PostgresStore(SQLStore):
     def _lock_schema(self, cur: Cursor) -> None:
         cur.execute("SELECT pg_advisory_xact_lock(?)", (_SCHEMA_LOCK,))
 
+    def _lock_writers(self, cur: Cursor) -> None:
+        # One writer at a time, as SQLite's BEGIN IMMEDIATE: a write reads the stored runs
+        # and metric totals, then writes totals computed from them. Row locks alone would
+        # let two writers of one group both read the old totals. Readers never wait.
+        cur.execute("SELECT pg_advisory_xact_lock(?)", (_WRITE_LOCK,))
+
     def _version_in(self, cur: Cursor) -> int:
         cur.execute("SELECT to_regclass('schema_version'), to_regclass('runs')")
         version_table, runs_table = cur.fetchone()
@@ -167,6 +175,19 @@ class PostgresStore(SQLStore):
         with cur.cur.copy(f"COPY {table} ({columns}) FROM STDIN") as copy:
             for row in table_rows:
                 copy.write_row(row)
+
+    def _bulk_upsert_totals(self, cur: Cursor, rows: list[tuple]) -> None:
+        # COPY into a session-private staging table, then one upsert: an import of
+        # thousands of runs changes thousands of totals rows, too many for executemany.
+        columns = ", ".join(totals.COLUMNS)
+        cur.execute("CREATE TEMP TABLE IF NOT EXISTS metric_totals_in "
+                    "(LIKE metric_totals) ON COMMIT DELETE ROWS")
+        cur.execute("TRUNCATE metric_totals_in")  # rows of an earlier call in this transaction
+        with cur.cur.copy(f"COPY metric_totals_in ({columns}) FROM STDIN") as copy:
+            for row in rows:
+                copy.write_row(row)
+        cur.execute(f"INSERT INTO metric_totals ({columns}) SELECT {columns} "
+                    f"FROM metric_totals_in {totals.UPSERT_CONFLICT}")
 
     def schema_objects(self) -> dict[str, str]:
         objects = {}

@@ -25,7 +25,7 @@ TABLE_COLUMNS: dict[str, tuple[str, ...]] = {
                  "memory_total_mib", "memory_type", "storage_kind", "storage_model",
                  "os_system", "os_distribution", "os_version", "kernel", "environment"),
     "results": ("run_id", "position", "name", "version", "run_number", "passed", "error",
-                "started_at", "finished_at"),
+                "started_at", "finished_at", "params"),
     "metrics": ("run_id", "position", "seq", "benchmark", "name", "value", "unit"),
     "request_samples": ("run_id", "position", "seq", "start_ms", "ok", "ttft_ms", "e2e_ms",
                         "itl_mean_ms", "input_tokens", "output_tokens", "error"),
@@ -48,6 +48,12 @@ def iso_utc(value: datetime) -> str:
 
 def _json(value: Any) -> str:
     return json.dumps(value, allow_nan=False, ensure_ascii=False, sort_keys=True)
+
+
+def params_json(params: Any) -> str:
+    """A result's parameters as canonical JSON text (sorted keys). Stored as text on every
+    backend, NUL characters escaped as JSON escapes them, so it reads back exactly."""
+    return _json(params)
 
 
 def run_rows(run: Run, document: str, saved_at: datetime,
@@ -79,7 +85,7 @@ def run_rows(run: Run, document: str, saved_at: datetime,
         rows["results"].append((
             run.id, pos, t(result.name), t(result.version), result.run_number, result.passed,
             t(result.error), ts(result.started_at) if result.started_at else None,
-            ts(result.finished_at) if result.finished_at else None,
+            ts(result.finished_at) if result.finished_at else None, params_json(result.params),
         ))
         bench = t(result.name)
         rows["metrics"].extend(

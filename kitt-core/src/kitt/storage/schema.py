@@ -14,9 +14,30 @@ Tables (see docs/storage.md):
   request_samples  per-request performance samples (compact)
   item_records     per-item quality records (compact: no prompt/output/target text,
                    those stay in the raw document)
+  metric_totals    (v3) running statistics of every metric per group of runs, kept in
+                   step with `metrics` by every write, so `aggregate` reads a few rows
+                   per group instead of every value
+
+A step is SQL text, or a `DataStep`: Python the store runs inside the migration's
+transaction, for what SQL cannot do the same way on every dialect (parsing the stored
+documents, numerically stable statistics).
 """
 
 from __future__ import annotations
+
+import dataclasses
+
+
+@dataclasses.dataclass(frozen=True)
+class DataStep:
+    """A migration step in Python: the store calls its method `_migrate_<name>(cursor)`.
+    That method runs on the schema of its own version, so it must keep working there when
+    later versions change tables (read and write only the columns its version has)."""
+
+    name: str
+
+
+Step = str | DataStep
 
 # Column types differ per dialect; the statements are otherwise the same.
 _TYPES = {
@@ -28,7 +49,7 @@ _TYPES = {
                    "json": "JSONB"},
 }
 
-_V1 = [
+_V1: list[Step] = [
     "CREATE TABLE schema_version (version {int} NOT NULL)",
     """CREATE TABLE runs (
         id {id} PRIMARY KEY,
@@ -137,22 +158,62 @@ _V1 = [
     "CREATE INDEX metrics_name ON metrics (benchmark, name)",
 ]
 
-_V1_POSTGRESQL = [
+_V1_POSTGRESQL: list[Step] = [
     # JSONB copy of the document for ad-hoc SQL (`body->'config'`). The text column stays
     # the truth: JSONB cannot hold \u0000 (replaced by U+FFFD here), drops -0.0's sign and
     # reads 1e300 back as an integer, so it is not lossless.
     "ALTER TABLE run_documents ADD COLUMN body JSONB NOT NULL",
 ]
 
-_V2 = [
+_V2: list[Step] = [
     # Aggregation reads every metric of the selected runs: a covering index answers it
     # from the index alone, without visiting the table rows.
     "CREATE INDEX metrics_aggregate ON metrics (run_id, benchmark, name, unit, value)",
 ]
 
-MIGRATIONS: dict[str, list[list[str]]] = {
-    "sqlite": [_V1, _V2],
-    "postgresql": [_V1 + _V1_POSTGRESQL, _V2],
+_V3: list[Step] = [
+    # The canonical JSON of each result's parameters: comparisons tell a benchmark's
+    # parameter sets apart (`kitt.compare.result_keys`) without reading whole documents.
+    # Text, not JSONB, on PostgreSQL too: JSONB would turn 1e300 into an integer and -0.0
+    # into 0, and parameters must compare exactly as in the document.
+    "ALTER TABLE results ADD COLUMN params {text} NOT NULL DEFAULT '{{}}'",
+    DataStep("result_params"),
+    # One row per group of runs (every `aggregate` group key) and metric: the moments
+    # `aggregate` needs. `m2` is the sum of squared deviations from the mean (Welford /
+    # Chan), not a sum of squares, so the variance stays exact when the mean is large
+    # beside the spread. engine_version is NULL-able in `runs` but a key here, and keys
+    # cannot be NULL: NULL is stored as '' with has_engine_version false.
+    """CREATE TABLE metric_totals (
+        model {text} NOT NULL,
+        engine {text} NOT NULL,
+        engine_version {text} NOT NULL,
+        has_engine_version {bool} NOT NULL,
+        suite {text} NOT NULL,
+        fingerprint {text} NOT NULL,
+        status {text} NOT NULL,
+        mode {text} NOT NULL,
+        benchmark {text} NOT NULL,
+        name {text} NOT NULL,
+        unit {text} NOT NULL,
+        runs {int} NOT NULL,
+        n {int} NOT NULL,
+        mean {real} NOT NULL,
+        m2 {real} NOT NULL,
+        low {real} NOT NULL,
+        high {real} NOT NULL,
+        PRIMARY KEY (model, engine, engine_version, has_engine_version, suite, fingerprint,
+                     status, mode, benchmark, name, unit)
+    )""",
+    # Recomputing a group's totals (after a delete or a replace) reads the runs of exactly
+    # that group; engine_version last, as PostgreSQL's null-safe `=` cannot use an index.
+    "CREATE INDEX runs_group ON runs (model, engine, suite, fingerprint, status, mode, "
+    "engine_version)",
+    DataStep("totals"),
+]
+
+MIGRATIONS: dict[str, list[list[Step]]] = {
+    "sqlite": [_V1, _V2, _V3],
+    "postgresql": [_V1 + _V1_POSTGRESQL, _V2, _V3],
 }
 """MIGRATIONS[dialect][v - 1] takes a database from version v - 1 to version v."""
 
@@ -160,6 +221,7 @@ LATEST = len(MIGRATIONS["sqlite"])
 assert all(len(steps) == LATEST for steps in MIGRATIONS.values())
 
 
-def statements(dialect: str, version: int) -> list[str]:
-    """The SQL that migrates a `dialect` database from `version - 1` to `version`."""
-    return [sql.format(**_TYPES[dialect]) for sql in MIGRATIONS[dialect][version - 1]]
+def statements(dialect: str, version: int) -> list[Step]:
+    """The steps that migrate a `dialect` database from `version - 1` to `version`."""
+    return [step if isinstance(step, DataStep) else step.format(**_TYPES[dialect])
+            for step in MIGRATIONS[dialect][version - 1]]

@@ -7,8 +7,8 @@ SQL here uses `?` placeholders; the PostgreSQL store rewrites them to `%s`.
 from __future__ import annotations
 
 import abc
-import math
-from collections.abc import Iterable, Iterator, Sequence
+import json
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timezone
 from typing import Any, ClassVar
@@ -17,19 +17,21 @@ import cattrs
 
 from kitt.converter import from_json, to_json
 from kitt.errors import BadInput
-from kitt.model import Run
+from kitt.model import Metric, Run
+from kitt.storage import aggregate as aggmod
 from kitt.storage import rows as rowmod
 from kitt.storage import schema
 from kitt.storage.api import (
     EVERY_RUN,
     GROUP_KEYS,
     AggregateRow,
-    CompareRow,
-    Comparison,
+    ResultMetrics,
     RunFilter,
+    RunMetrics,
     RunSummary,
     Store,
 )
+from kitt.storage.totals import Totals
 
 _SUMMARY_COLUMNS = ("id", "model", "engine", "engine_version", "mode", "image", "suite",
                     "status", "started_at", "finished_at", "kitt_version", "fingerprint",
@@ -88,9 +90,20 @@ class SQLStore(Store):
     def _clean_json(self, value: str) -> str:
         return value
 
-    _stddev_sql: ClassVar[str | None] = None
-    """An aggregate giving the sample standard deviation of `m.value`, if the dialect
-    has one; otherwise it is computed from the sum of squares."""
+    _null_eq: ClassVar[str] = "IS"
+    """The dialect's null-safe equality operator."""
+
+    def _lock_writers(self, cur: Cursor) -> None:
+        """Serialize write transactions, where `_transaction` does not already (SQLite's
+        BEGIN IMMEDIATE does): a write reads the stored metric totals and writes back
+        totals computed from them."""
+
+    @property
+    def _totals(self) -> Totals:
+        return Totals(self._null_eq, self._bulk_upsert_totals)
+
+    _bulk_upsert_totals: Callable[[Cursor, list[tuple]], None] | None = None
+    """A faster way to upsert many metric_totals rows, if the dialect has one."""
 
     # -- writing ----------------------------------------------------------------------------
     def save_run(self, run: Run) -> None:
@@ -126,8 +139,12 @@ class SQLStore(Store):
                                self._clean_json)
 
     def _write(self, cur: Cursor, batch: dict[str, list[tuple]]) -> None:
-        """Replace the runs in `batch`: upsert the run rows first (which locks them against
-        concurrent savers of the same ids), drop their old children, insert the new."""
+        """Replace the runs in `batch`: upsert the run rows, drop their old children,
+        insert the new, then bring the metric totals up to date. Writers are serialized
+        first, so what is read of the stored runs stays true until the commit."""
+        self._lock_writers(cur)
+        totals = self._totals
+        before = totals.stored_cells(cur, [row[0] for row in batch["runs"]])
         columns = rowmod.TABLE_COLUMNS["runs"]
         updates = ", ".join(f"{c} = excluded.{c}" for c in columns[1:])
         cur.executemany(
@@ -141,6 +158,7 @@ class SQLStore(Store):
             cur.executemany(f"DELETE FROM {table} WHERE run_id = ?", ids)
         for table in rowmod.CHILD_TABLES:
             self._insert(cur, table, batch[table])
+        totals.after_write(cur, before, batch["runs"], batch["metrics"])
 
     def _columns(self, table: str) -> tuple[str, ...]:
         return rowmod.TABLE_COLUMNS[table]
@@ -152,16 +170,21 @@ class SQLStore(Store):
                             f"VALUES ({_marks(len(columns))})", table_rows)
 
     def delete_run(self, run_id: str) -> None:
-        full_id = self.resolve_id(run_id)
-        with self._transaction() as cur:
-            cur.execute("DELETE FROM runs WHERE id = ?", (full_id,))
+        self._delete([self.resolve_id(run_id)])
 
     def delete_runs(self, run_ids: Sequence[str]) -> list[str]:
         """Delete several runs (ids or unique prefixes) in one transaction."""
         full_ids = [self.resolve_id(run_id) for run_id in run_ids]
-        with self._transaction() as cur:
-            cur.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in full_ids])
+        self._delete(full_ids)
         return full_ids
+
+    def _delete(self, full_ids: list[str]) -> None:
+        with self._transaction() as cur:
+            self._lock_writers(cur)
+            totals = self._totals
+            before = totals.stored_cells(cur, full_ids)
+            cur.executemany("DELETE FROM runs WHERE id = ?", [(i,) for i in full_ids])
+            totals.after_delete(cur, before)
 
     # -- reading ----------------------------------------------------------------------------
     def resolve_id(self, run_id: str) -> str:
@@ -263,53 +286,37 @@ class SQLStore(Store):
 
     def aggregate(self, where: RunFilter = EVERY_RUN,
                   group_by: Sequence[str] = ("model", "engine")) -> list[AggregateRow]:
-        unknown = [key for key in group_by if key not in GROUP_KEYS]
-        if unknown:
-            raise BadInput(f"cannot group by {', '.join(unknown)}",
-                           hint=f"group by any of: {', '.join(GROUP_KEYS)}")
-        keys = [f"r.{key}" for key in dict.fromkeys(group_by)]
-        spread = self._stddev_sql or "sum(m.value * m.value)"
-        clause, params = self._where(where)
-        grouped = ", ".join([*keys, "m.benchmark", "m.name", "m.unit"])
-        sql = (f"SELECT {grouped}, count(DISTINCT m.run_id), count(*), avg(m.value), "
-               f"{spread}, min(m.value), max(m.value) "
-               f"FROM runs r JOIN metrics m ON m.run_id = r.id{clause} "
-               f"GROUP BY {grouped} ORDER BY {grouped}")
-        out = []
-        for row in self._query(sql, params):
-            group = dict(zip(group_by, row[:len(keys)], strict=True))
-            bench, name, unit, runs, n, mean, spread_value, low, high = row[len(keys):]
-            stddev = self._stddev(n, mean, spread_value)
-            cv = stddev / abs(mean) if stddev is not None and mean else None
-            out.append(AggregateRow(group=group, benchmark=bench, metric=name, unit=unit,
-                                    runs=runs, n=n, mean=mean, stddev=stddev, cv=cv,
-                                    min=low, max=high))
-        return out
+        keys = aggmod.check_group_by(group_by)
+        if aggmod.totals_cover(where):
+            return aggmod.from_totals(self._query, where, keys)
+        return aggmod.by_scan(self._query, self._where, where, keys)
 
-    def _stddev(self, n: int, mean: float, spread: float | None) -> float | None:
-        if n < 2 or spread is None:
-            return None
-        if self._stddev_sql:
-            return float(spread)
-        # From the sum of squares; rounding can make a zero variance slightly negative.
-        variance = (spread - n * mean * mean) / (n - 1)
-        return math.sqrt(variance) if variance > 0 else 0.0
-
-    def compare(self, run_ids: Sequence[str]) -> Comparison:
-        full_ids = list(dict.fromkeys(self.resolve_id(run_id) for run_id in run_ids))
-        summaries = {s.id: s for s in self.list_runs(RunFilter(ids=tuple(full_ids)))}
-        found = self._query(
-            "SELECT run_id, benchmark, name, unit, avg(value) FROM metrics "
-            f"WHERE run_id IN ({_marks(len(full_ids))}) GROUP BY run_id, benchmark, name, unit",
-            full_ids)
-        table: dict[tuple[str, str, str], dict[str, float]] = {}
-        for run_id, bench, name, unit, value in found:
-            table.setdefault((bench, name, unit), {})[run_id] = value
-        compare_rows = tuple(
-            CompareRow(bench, name, unit, tuple(values.get(i) for i in full_ids))
-            for (bench, name, unit), values in sorted(table.items())
-        )
-        return Comparison(tuple(summaries[i] for i in full_ids), compare_rows)
+    def comparison_values(self, run_ids: Sequence[str]) -> list[RunMetrics]:
+        """Per run: its summary and, per result in order, the name, parameters and
+        metrics. Three indexed queries; request samples, items and documents are never
+        read (a document can be megabytes)."""
+        full_ids = [self.resolve_id(run_id) for run_id in run_ids]
+        unique = list(dict.fromkeys(full_ids))
+        summaries = {s.id: s for s in self.list_runs(RunFilter(ids=tuple(unique)))}
+        marks = _marks(len(unique))
+        results: dict[str, dict[int, tuple[str, str]]] = {run_id: {} for run_id in unique}
+        for run_id, position, name, params in self._query(
+                f"SELECT run_id, position, name, params FROM results WHERE run_id IN ({marks})",
+                unique):
+            results[run_id][position] = (name, params)
+        metrics: dict[tuple[str, int], list[Metric]] = {}
+        for run_id, position, name, value, unit in self._query(
+                "SELECT run_id, position, name, value, unit FROM metrics "
+                f"WHERE run_id IN ({marks}) ORDER BY run_id, position, seq", unique):
+            metrics.setdefault((run_id, position), []).append(Metric(name, value, unit))
+        missing = [run_id for run_id in unique if run_id not in summaries]
+        if missing:  # deleted between the queries
+            raise BadInput(f"no run {missing[0]!r} in {self.url}")
+        found = {run_id: RunMetrics(summaries[run_id], tuple(
+            ResultMetrics(name, json.loads(params), tuple(metrics.get((run_id, position), ())))
+            for position, (name, params) in sorted(results[run_id].items())))
+            for run_id in unique}
+        return [found[run_id] for run_id in full_ids]
 
     def metric_rows(self, where: RunFilter = EVERY_RUN) -> Iterator[dict[str, Any]]:
         clause, params = self._where(where)
@@ -341,21 +348,49 @@ class SQLStore(Store):
         applied = []
         with self._transaction() as cur:
             self._lock_schema(cur)  # concurrent first opens must not both create tables
+            self._lock_writers(cur)  # data steps read and rewrite what writers change
             current = self._version_in(cur)
             if current > schema.LATEST:
                 raise newer_schema_error(self.url, current)
             for version in range(current + 1, target + 1):
-                for statement in schema.statements(self.dialect, version):
-                    cur.execute(statement)
+                for step in schema.statements(self.dialect, version):
+                    if isinstance(step, schema.DataStep):
+                        getattr(self, f"_migrate_{step.name}")(cur)
+                    else:
+                        cur.execute(step)
                 applied.append(version)
             if applied:
                 cur.execute("DELETE FROM schema_version")
                 cur.execute("INSERT INTO schema_version (version) VALUES (?)", (target,))
         return applied
 
+    def _migrate_result_params(self, cur: Cursor) -> None:
+        """v3: fill results.params from the stored documents, a few runs at a time (a
+        document can be megabytes). Results without parameters keep the default '{}'."""
+        cur.execute("SELECT id FROM runs ORDER BY id")
+        run_ids = [row[0] for row in cur.fetchall()]
+        for start in range(0, len(run_ids), 100):
+            chunk = run_ids[start:start + 100]
+            cur.execute("SELECT run_id, document FROM run_documents "
+                        f"WHERE run_id IN ({_marks(len(chunk))})", chunk)
+            updates = [
+                (rowmod.params_json(result.get("params") or {}), run_id, position)
+                for run_id, document in cur.fetchall()
+                for position, result in enumerate(json.loads(document)["results"])
+                if result.get("params")
+            ]
+            if updates:
+                cur.executemany("UPDATE results SET params = ? WHERE run_id = ? AND "
+                                "position = ?", updates)
+
+    def _migrate_totals(self, cur: Cursor) -> None:
+        """v3: compute the metric totals of the runs already stored."""
+        self._totals.rebuild(cur)
+
     def check(self) -> list[str]:
         """Consistency the schema cannot enforce: every run has its document and hardware
-        row and as many results as it says. A half-written run would show up here."""
+        row and as many results as it says, and the metric totals equal a recompute from
+        the metric values. A half-written run would show up here."""
         problems = []
         for table in ("run_documents", "hardware"):
             missing = self._query(f"SELECT count(*) FROM runs r WHERE NOT EXISTS "
@@ -367,6 +402,8 @@ class SQLStore(Store):
             "(SELECT count(*) FROM results res WHERE res.run_id = r.id)")[0][0]
         if wrong:
             problems.append(f"{wrong} run(s) whose result count does not match")
+        if self.schema_version() >= 3:
+            problems += self._totals.disagreements(self._query)
         return problems
 
     @abc.abstractmethod
