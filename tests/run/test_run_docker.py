@@ -1,4 +1,4 @@
-"""`kitt run --mode docker`: the same run through the Docker runtime, a real dockerd and a
+"""`kitt run --mode docker`: a real suite through the Docker runtime, a real dockerd and a
 locally built llama-server image; the container is gone afterwards."""
 
 from __future__ import annotations
@@ -6,7 +6,8 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import free_port, install_fixture_plugin, require, run_kitt
+from conftest import free_port, require, run_kitt
+from reduced import reduced_standard
 
 from kitt.converter import from_json
 from kitt.model import Run
@@ -33,24 +34,28 @@ def docker_image():
     return client
 
 
-def test_docker_run_stores_results_and_removes_its_container(docker_image, tmp_path,
-                                                             plugin_site):
+def test_docker_run_stores_results_and_removes_its_container(docker_image, tmp_path):
+    """The reduced standard suite through the Docker runtime: quality, throughput, latency,
+    container memory from the Docker API, warmup."""
     from kitt.tinymodel import write_tiny_model
 
-    install_fixture_plugin("kitt-bench-hello", plugin_site)
     model = write_tiny_model(tmp_path / "model").gguf_path
-    suite = tmp_path / "suite.yaml"
-    suite.write_text("name: docker-e2e\nwarmup: {requests: 1}\nbenchmarks: [hello]\n")
     config = tmp_path / "engine.yaml"
     config.write_text(f"engine: llamacpp\nmode: docker\nimage: {IMAGE}\n")
     out = tmp_path / "out"
     started = int(time.time()) - 1
-    result = run_kitt("run", "-m", str(model), "-e", "llamacpp", "-s", str(suite),
-                      "--config", str(config), "-o", str(out), "--port", str(free_port()),
-                      env={"KITT_HOME": str(tmp_path / "home")}, site=plugin_site, timeout=300)
-    assert result.returncode == 0, result.stderr
+    result = run_kitt("run", "-m", str(model), "-e", "llamacpp",
+                      "-s", str(reduced_standard(tmp_path)), "--config", str(config),
+                      "-o", str(out), "--port", str(free_port()),
+                      env={"KITT_HOME": str(tmp_path / "home")}, timeout=900)
+    assert result.returncode == 0, result.stdout + result.stderr
     run = from_json((out / "metrics.json").read_text(), Run)
     assert (run.status, run.engine.mode, run.engine.image) == ("passed", "docker", IMAGE)
+    assert {r.name for r in run.results} == {"mmlu", "gsm8k", "truthfulqa", "hellaswag",
+                                              "throughput", "latency", "memory_usage",
+                                              "warmup_analysis"}
+    memory = next(r for r in run.results if r.name == "memory_usage")
+    assert memory.metric("container_memory_peak_mib").value > 0  # sampled via the Docker API
     assert "llama" in (out / "engine.log").read_text().lower()
     from kitt.runtime.docker import LABEL_RUN
 

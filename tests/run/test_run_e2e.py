@@ -101,6 +101,7 @@ def test_engine_dying_mid_suite_exits_3_and_keeps_what_was_measured(model, home,
                       "--port", str(free_port()))
     assert result.returncode == 3, result.stderr
     assert "died during kill_engine" in result.stderr
+    assert "engine log, last lines" in result.stderr  # what the engine said before dying
     [run] = stored_runs(home)
     assert run.status == "failed"
     assert [r.name for r in run.results] == ["hello", "kill_engine"]

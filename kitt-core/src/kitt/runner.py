@@ -211,6 +211,10 @@ def _run_benchmarks(suite: Suite, target: Target, hardware: Fingerprint, out: Pa
             events.benchmark_finished(result)
             died = running.exit_status() if running is not None else None
             if died is not None:
+                from kitt.runtime.health import last_lines
+
+                events.stage(f"engine log, last lines ({running.log_path}):\n"
+                             f"{last_lines(running.log_path)}")
                 raise EngineDied(f"the engine died during {planned.name} "
                                  f"(run {run_number}): {died}")
 
