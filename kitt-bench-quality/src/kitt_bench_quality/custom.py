@@ -5,13 +5,13 @@ registered as benchmarks named after their `name:` (default: the file name).
 
 from __future__ import annotations
 
-import os
 import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import attrs
 
+from kitt import kitt_home
 from kitt.benchmark import Benchmark, BenchmarkContext, Measurement
 from kitt.errors import BadInput
 from kitt_bench_quality.params import QualityParams
@@ -30,7 +30,7 @@ LM_EVAL_MARKERS = ("task", "output_type", "doc_to_text")
 
 
 def evals_dir() -> Path:
-    return Path(os.environ.get("KITT_HOME") or Path.home() / ".kitt").expanduser() / "evals"
+    return kitt_home() / "evals"
 
 
 @attrs.frozen

@@ -9,6 +9,7 @@ from kitt import validators
 from kitt.benchmark import Benchmark, BenchmarkContext, Measurement, NoParams, Target
 from kitt.engine import ContainerSpec, Engine, ImageChoice, Launch
 from kitt.errors import BadInput, EngineFailed, KittError
+from kitt.files import kitt_home
 from kitt.hookspecs import hookimpl
 from kitt.model import (
     BenchmarkResult,
@@ -53,5 +54,6 @@ __all__ = [
     "Target",
     "__version__",
     "hookimpl",
+    "kitt_home",
     "validators",
 ]

@@ -35,7 +35,7 @@ class ConfigLayer:
 
 
 def profile_dirs() -> list[Path]:
-    from kitt.images import kitt_home
+    from kitt.files import kitt_home
 
     return [kitt_home() / "profiles", BUILTIN_PROFILES]
 

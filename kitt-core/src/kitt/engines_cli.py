@@ -201,7 +201,7 @@ def engines_setup(engine: str, dry_run: bool, force_rebuild: bool):
 @click.option("--dry-run", is_flag=True, help="List what would be removed.")
 def engines_cleanup(dry_run: bool):
     """Remove containers and processes that crashed KITT runs left behind."""
-    from kitt.images import kitt_home
+    from kitt.files import kitt_home
     from kitt.runtime.native import cleanup_recorded
 
     found = [f"native: {item}" for item in

@@ -19,6 +19,7 @@ import attrs
 
 from kitt.engine import ImageChoice
 from kitt.errors import BadInput, KittError
+from kitt.files import kitt_home
 from kitt.model import CPUSection, Fingerprint
 from kitt.yamlfile import load_yaml, plain
 
@@ -29,10 +30,6 @@ if TYPE_CHECKING:
 
 LOCAL_PREFIX = "kitt/"
 CONTENT_LABEL = "io.kitt.content"
-
-
-def kitt_home() -> Path:
-    return Path(os.environ.get("KITT_HOME") or Path.home() / ".kitt").expanduser()
 
 
 # -- engines.yaml -------------------------------------------------------------------------

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Any
 from kitt import preflight
 from kitt.engine import ImageChoice, Launch
 from kitt.errors import BadInput
-from kitt.images import EnginesFile, ensure_image, kitt_home, load_engines_file, resolve_image
+from kitt.files import kitt_home
+from kitt.images import EnginesFile, ensure_image, load_engines_file, resolve_image
 from kitt.runtime import signals
 from kitt.runtime.health import wait_until_healthy
 from kitt.runtime.server import RunningEngine, Server

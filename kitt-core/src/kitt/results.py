@@ -19,17 +19,18 @@ from pathlib import Path
 from typing import Any
 
 from kitt.converter import to_json, unstructure
+from kitt.files import write_atomic
 from kitt.model import Run
 
 
 def write_results(run: Run, out: Path, *, engine_log: Path | None = None) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    _write_atomic(out / "metrics.json", to_json(run, indent=2) + "\n")
-    _write_atomic(out / "hardware.json", json.dumps(unstructure(run.hardware), indent=2) + "\n")
-    _write_atomic(out / "config.json", json.dumps(
+    write_atomic(out / "metrics.json", to_json(run, indent=2) + "\n")
+    write_atomic(out / "hardware.json", json.dumps(unstructure(run.hardware), indent=2) + "\n")
+    write_atomic(out / "config.json", json.dumps(
         {"run_id": run.id, "model": run.model, "suite": run.suite,
          "engine": unstructure(run.engine), **run.config}, indent=2) + "\n")
-    _write_atomic(out / "summary.md", summary_markdown(run))
+    write_atomic(out / "summary.md", summary_markdown(run))
     with gzip.open(out / "samples.jsonl.gz", "wt", encoding="utf-8") as samples:
         for row in sample_rows(run):
             samples.write(json.dumps(row, allow_nan=False) + "\n")
@@ -37,7 +38,7 @@ def write_results(run: Run, out: Path, *, engine_log: Path | None = None) -> Non
         shutil.move(str(engine_log), out / "engine.log")
     from kitt.report import render_report
 
-    _write_atomic(out / "report.html", render_report([run]))
+    write_atomic(out / "report.html", render_report([run]))
 
 
 def sample_rows(run: Run) -> Iterator[dict[str, Any]]:
@@ -83,10 +84,3 @@ def format_value(value: float) -> str:
     if float(value).is_integer() and abs(value) < 1e15:
         return str(int(value))
     return f"{value:.4g}"
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    # A crash mid-write must not leave a truncated metrics.json for a later import.
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    tmp.replace(path)

@@ -172,10 +172,10 @@ def report(store_url, refs, output, warn_pct, critical_pct, thresholds_file):
     path = Path(output)
     if path.is_dir():
         path = path / "report.html"
-    tmp = path.with_name(path.name + ".tmp")
+    from kitt.files import write_atomic
+
     try:
-        tmp.write_text(html, encoding="utf-8")
-        tmp.replace(path)
+        write_atomic(path, html)
     except OSError as exc:
         raise BadInput(f"cannot write {path}: {exc}",
                        hint="choose a writable path with -o") from None

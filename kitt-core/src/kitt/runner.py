@@ -269,7 +269,7 @@ def _check_external(base_url: str, engine: Any, model: str) -> str:
 
 def default_output_dir(model: str, engine: str, started: datetime, run_id: str) -> Path:
     """KITT_HOME/results/MODEL/ENGINE/TIMESTAMP-RUNID: sorted by time, never shared."""
-    from kitt.images import kitt_home
+    from kitt.files import kitt_home
 
     name = re.sub(r"[^A-Za-z0-9._-]+", "_", Path(model).name or model).strip("_") or "model"
     stamp = started.strftime("%Y%m%dT%H%M%SZ")

@@ -66,7 +66,7 @@ class Suite:
 def suite_dirs() -> list[Path]:
     """Where suite names are looked up: `KITT_SUITES` (os.pathsep list), the user's
     `~/.kitt/suites`, then the suites built into kitt-core."""
-    from kitt.images import kitt_home
+    from kitt.files import kitt_home
 
     extra = [Path(p) for p in os.environ.get("KITT_SUITES", "").split(os.pathsep) if p]
     return [*extra, kitt_home() / "suites", BUILTIN_DIR]

@@ -35,7 +35,7 @@ def campaign_name(path: Path) -> str:
 
 
 def load_campaign(path: Path | str) -> CampaignSpec:
-    from kitt.images import kitt_home
+    from kitt.files import kitt_home
 
     path = Path(path)
     doc = load_yaml(path, what="campaign")

@@ -10,7 +10,6 @@ skipped (planning left the pair out), postponed (too little disk; retried later)
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timezone
@@ -26,7 +25,7 @@ TO_RUN = ("pending", "running", "failed", "error", "postponed")
 
 
 def campaigns_dir() -> Path:
-    from kitt.images import kitt_home
+    from kitt.files import kitt_home
 
     return kitt_home() / "campaigns"
 
@@ -59,13 +58,9 @@ class CampaignState:
     def save(self) -> None:
         self.doc["updated_at"] = now()
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = self.path.with_name(f".{self.path.name}.{os.getpid()}.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            json.dump(self.doc, f, indent=2)
-            f.write("\n")
-            f.flush()
-            os.fsync(f.fileno())  # the rename must not publish an empty file after a crash
-        os.replace(tmp, self.path)
+        from kitt.files import write_atomic
+
+        write_atomic(self.path, json.dumps(self.doc, indent=2) + "\n")
 
     def counts(self) -> dict[str, int]:
         counts: dict[str, int] = {}

@@ -11,10 +11,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from kitt.errors import BadInput
-
-
-def kitt_home() -> Path:
-    return Path(os.environ.get("KITT_HOME") or Path.home() / ".kitt").expanduser()
+from kitt.files import kitt_home
 
 
 def default_url() -> str:
