@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -13,17 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import require, run_kitt
+from conftest import free_port, require, run_kitt
 
 from kitt.conformance import Capabilities, Check, check
 
 TESTS = Path(__file__).resolve().parents[1]
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,6 @@ import importlib.util
 import json
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -27,7 +26,7 @@ import gguf
 import numpy as np
 import pytest
 import safetensors.numpy as safetensors_numpy
-from conftest import require
+from conftest import free_port, require
 
 from kitt import tinymodel
 from kitt.tinymodel import TinyModel, write_tiny_model
@@ -312,12 +311,6 @@ def test_transformers_logits_match_reference(
 # --- real engines -------------------------------------------------------------------------
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _http(url: str, body: dict[str, Any] | None = None, timeout: float = 60) -> Any:
     data = None if body is None else json.dumps(body).encode()
     request = urllib.request.Request(url, data, {"Content-Type": "application/json"})
@@ -360,7 +353,7 @@ def _llama_server_binary() -> str:
 
 @pytest.fixture(scope="module")
 def llama_server(kitt_tiny_model: TinyModel) -> Iterator[str]:
-    port = _free_port()
+    port = free_port()
     argv = [_llama_server_binary(), "-m", str(kitt_tiny_model.gguf_path)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "-c", "2048", "-t", "2"]
     with _server(argv, port, "/health") as base:
@@ -371,7 +364,7 @@ def llama_server(kitt_tiny_model: TinyModel) -> Iterator[str]:
 def llama_cpp_python_server(kitt_tiny_model: TinyModel) -> Iterator[str]:
     require("llama-cpp-python", importlib.util.find_spec("llama_cpp") is not None,
             "llama-cpp-python not installed (pip install 'llama-cpp-python[server]')")
-    port = _free_port()
+    port = free_port()
     argv = [sys.executable, "-m", "llama_cpp.server", "--model", str(kitt_tiny_model.gguf_path)]
     argv += ["--host", "127.0.0.1", "--port", str(port), "--n_threads", "2"]
     # logits_all: prompt logprobs (echo) need the logits of every prompt position.

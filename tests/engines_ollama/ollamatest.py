@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
 import time
@@ -14,12 +13,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 FAKE = HERE / "fake_ollama.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fake_ollama_binary(directory: Path) -> Path:

@@ -11,10 +11,9 @@ import json
 import urllib.request
 
 import pytest
-from conftest import run_kitt
+from conftest import free_port, run_kitt
 from ollamatest import (  # noqa: F401
     fake_ollama_binary,
-    free_port,
     kitt_env,
     start_service,
     tiny_gguf,

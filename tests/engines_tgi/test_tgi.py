@@ -9,8 +9,8 @@ import json
 import urllib.request
 
 import pytest
-from conftest import run_kitt
-from tgitest import fake_launcher, free_port, hf_model, kitt_env  # noqa: F401
+from conftest import free_port, run_kitt
+from tgitest import fake_launcher, hf_model, kitt_env  # noqa: F401
 
 from kitt import Launch
 from kitt.errors import BadInput

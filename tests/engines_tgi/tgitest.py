@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import socket
 import sys
 from pathlib import Path
 
@@ -10,12 +9,6 @@ import pytest
 
 HERE = Path(__file__).resolve().parent
 FAKE = HERE / "fake_tgi.py"
-
-
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def fake_launcher(directory: Path) -> Path:

@@ -10,14 +10,13 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import sys
 import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import require
+from conftest import free_port, require
 
 pytestmark = [pytest.mark.vllm, pytest.mark.engine, pytest.mark.slow]
 
@@ -25,12 +24,6 @@ DATASETS = Path(__file__).resolve().parents[1] / "fixtures" / "datasets"
 # vLLM on CPU: no Hub (the model is local), a small KV cache (GiB), a short context.
 # The KV cache size is this CPU machine's; KITT itself sets HF_HUB_OFFLINE for local models.
 VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
 def _vllm_python() -> str | None:
@@ -65,7 +58,7 @@ def vllm(tmp_path_factory):
         for key, value in {**VLLM_ENV, "KITT_HOME": str(home)}.items():
             patch.setenv(key, value)
         started = time.monotonic()
-        with launch_engine("vllm", str(tiny.hf_dir), port=_free_port(), ready_timeout_s=600,
+        with launch_engine("vllm", str(tiny.hf_dir), port=free_port(), ready_timeout_s=600,
                            served_name="kitt-tiny",
                            options={"python": python, "max_model_len": 2048,
                                     "enforce_eager": True}) as running:
