@@ -1,7 +1,5 @@
-"""What the engine can serve: prompt logprobs (loglikelihood scoring) and token-id prompts.
-
-Kept small and isolated: a conformance check in kitt-core may replace it later.
-"""
+"""What the engine can serve: prompt logprobs (loglikelihood scoring, judged exactly as
+`kitt engines conformance` judges it) and token-id prompts."""
 
 from __future__ import annotations
 
@@ -9,9 +7,8 @@ from typing import Any
 
 import attrs
 
+from kitt.conformance import PROMPT_LOGPROBS_PROBE, judge_prompt_logprobs
 from kitt.errors import EngineFailed
-
-PROBE_PROMPT = "The quick brown fox jumps over the lazy dog."
 
 
 @attrs.frozen
@@ -43,28 +40,11 @@ def _post(url: str, payload: dict[str, Any], timeout: float) -> tuple[int, Any]:
 
 
 def probe_prompt_logprobs(base_url: str, model: str, *, timeout: float = 60) -> tuple[bool, str]:
-    """Send `echo: true, logprobs: 1, max_tokens: 1` and check that prompt tokens come back
-    with logprobs (llama-server, for one, ignores `echo` and scores generated tokens only)."""
-    status, body = _post(completions_url(base_url), {
-        "model": model, "prompt": PROBE_PROMPT, "max_tokens": 1, "temperature": 0,
-        "echo": True, "logprobs": 1,
-    }, timeout)
-    if status != 200 or not isinstance(body, dict):
-        return False, f"echo+logprobs request answered HTTP {status}: {str(body)[:200]}"
-    try:
-        logprobs = body["choices"][0].get("logprobs") or {}
-    except (KeyError, IndexError, TypeError, AttributeError):
-        return False, "response has no choices"
-    token_logprobs = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
-    if not isinstance(token_logprobs, list):
-        return False, "no `token_logprobs` in the response (prompt logprobs not supported)"
-    # The probe prompt is several tokens long with any tokenizer: an echo returns them all
-    # plus the generated one; without echo only the generated token is scored.
-    if len(token_logprobs) < 3:
-        return False, f"only {len(token_logprobs)} token logprob(s): the prompt is not echoed"
-    if not any(isinstance(value, int | float) for value in token_logprobs[1:-1]):
-        return False, "prompt tokens come back without logprobs"
-    return True, f"echo+logprobs returned {len(token_logprobs)} token logprobs"
+    """Whether the engine returns prompt logprobs: the conformance check's own probe and
+    verdict, so `kitt engines conformance` and the scoring mode always agree."""
+    status, body = _post(completions_url(base_url), {"model": model, **PROMPT_LOGPROBS_PROBE},
+                         timeout)
+    return judge_prompt_logprobs(status, body)
 
 
 def probe_token_prompts(base_url: str, model: str, token_ids: list[int], *,

@@ -15,6 +15,7 @@ from typing import Any
 import attrs
 
 from kitt.benchmark import BenchmarkContext, Measurement
+from kitt.conformance import PROBE_PROMPT
 from kitt.errors import BadInput, KittError
 from kitt.model import ItemRecord, Metric
 from kitt_bench_quality import capability, tokenizer
@@ -125,9 +126,9 @@ def evaluate(name: str, version: str, build: PlanBuilder, modes: tuple[str, ...]
 
     token_prompts = False
     if mode == LOGLIKELIHOOD:
-        probe_tokens = (hf_tokenizer(capability.PROBE_PROMPT, add_special_tokens=False)
+        probe_tokens = (hf_tokenizer(PROBE_PROMPT, add_special_tokens=False)
                         ["input_ids"] if hf_tokenizer is not None
-                        else engine_tokenizer.encode(capability.PROBE_PROMPT))
+                        else engine_tokenizer.encode(PROBE_PROMPT))
         token_prompts = capability.probe_token_prompts(target.base_url, target.model,
                                                        probe_tokens, timeout=params.timeout_s)
 

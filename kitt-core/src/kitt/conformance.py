@@ -159,6 +159,29 @@ class _Http:
             return 0, [str(getattr(exc, "reason", exc))]
 
 
+PROMPT_LOGPROBS_PROBE = {"prompt": PROBE_PROMPT, "max_tokens": 1, "temperature": 0,
+                         "echo": True, "logprobs": 1}
+"""The completions request (plus `model`) whose answer `judge_prompt_logprobs` reads."""
+
+
+def judge_prompt_logprobs(status: int, body: Any) -> tuple[bool, str]:
+    """Whether an answer to PROMPT_LOGPROBS_PROBE scored the prompt's tokens (what
+    loglikelihood evaluation needs), and why. llama-server, for one, ignores `echo` and
+    scores the generated token only."""
+    try:
+        logprobs = body["choices"][0].get("logprobs") or {}
+    except (KeyError, IndexError, TypeError, AttributeError):
+        return False, _failed(status, body)
+    values = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
+    if not isinstance(values, list):
+        return False, "no `token_logprobs` (echo ignored, or logprobs in another format)"
+    # The prompt is several tokens with any tokenizer: echoed, they all come back.
+    scored = [v for v in values[:-1] if isinstance(v, int | float)]
+    if len(values) < 3 or not scored:
+        return False, f"{len(values)} token logprob(s): the prompt is not echoed with logprobs"
+    return True, f"{len(values)} tokens scored (prompt + 1)"
+
+
 def _short(value: Any, limit: int = 160) -> str:
     if isinstance(value, bytes):
         value = value.decode("utf-8", "replace")
@@ -268,22 +291,9 @@ class _Probe:
         return streaming, usage
 
     def prompt_logprobs(self) -> Check:
-        status, body = self.http.json("/v1/completions", self._body(
-            prompt=PROBE_PROMPT, max_tokens=1, echo=True, logprobs=1))
-        try:
-            logprobs = body["choices"][0].get("logprobs") or {}
-        except (KeyError, IndexError, TypeError, AttributeError):
-            return Check("prompt_logprobs", NO, _failed(status, body))
-        values = logprobs.get("token_logprobs") if isinstance(logprobs, dict) else None
-        if not isinstance(values, list):
-            return Check("prompt_logprobs", NO, "no `token_logprobs` (echo ignored, or "
-                                                "logprobs in another format)")
-        # The prompt is several tokens with any tokenizer: echoed, they all come back.
-        scored = [v for v in values[:-1] if isinstance(v, int | float)]
-        if len(values) < 3 or not scored:
-            return Check("prompt_logprobs", NO, f"{len(values)} token logprob(s): the prompt "
-                                                "is not echoed with logprobs")
-        return Check("prompt_logprobs", YES, f"{len(values)} tokens scored (prompt + 1)")
+        status, body = self.http.json("/v1/completions", self._body(**PROMPT_LOGPROBS_PROBE))
+        supported, detail = judge_prompt_logprobs(status, body)
+        return Check("prompt_logprobs", YES if supported else NO, detail)
 
     def tokenize(self) -> Check:
         bodies: list[dict[str, Any]] = [
