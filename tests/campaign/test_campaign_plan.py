@@ -8,16 +8,9 @@ import json
 from pathlib import Path
 
 import pytest
-from campaigntest import (  # noqa: F401
-    entries,
-    kitt,
-    state,
-    tiny,
-    work,
-    write_campaign,
-)
+from support.campaigns import entries, kitt, state, write_campaign
 
-from kitt.campaign.plan import detect_quantization, normalize_quant
+from kitt._campaign.plan import detect_quantization, normalize_quant
 
 TWO_MODELS = """\
 name: plan
@@ -29,14 +22,14 @@ suite: hello.yaml
 """
 
 
-def dry_run(work: dict, text: str) -> dict:  # noqa: F811
+def dry_run(work: dict, text: str) -> dict:
     path = write_campaign(work, text)
     result = kitt(work, "campaign", "run", str(path), "--dry-run", "--json")
     assert result.returncode == 0, result.stderr
     return {e["id"]: e for e in json.loads(result.stdout)["entries"]}
 
 
-def test_models_go_to_the_engines_that_serve_their_format(work):  # noqa: F811
+def test_models_go_to_the_engines_that_serve_their_format(work):
     plan = dry_run(work, TWO_MODELS)
     assert {k: (e["format"], e["action"]) for k, e in plan.items()} == {
         "tiny@llamacpp": ("gguf", "run"),
@@ -55,7 +48,7 @@ def test_models_go_to_the_engines_that_serve_their_format(work):  # noqa: F811
     assert "2 run(s) planned, 2 pair(s) skipped" in table.stdout
 
 
-def test_per_model_engines_and_suite_overrides(work):  # noqa: F811
+def test_per_model_engines_and_suite_overrides(work):
     (work["dir"] / "other.yaml").write_text("name: other\nbenchmarks: [hello]\n")
     plan = dry_run(work, """\
 name: overrides
@@ -73,7 +66,7 @@ suite: hello.yaml
     assert all(e["action"] == "run" for e in plan.values())
 
 
-def test_quantization_filter(work):  # noqa: F811
+def test_quantization_filter(work):
     plan = dry_run(work, TWO_MODELS.replace("suite:", "filters: {quantizations: [q8_0, f16]}\n"
                                                        "suite:"))
     assert plan["tiny@llamacpp"]["action"] == "skip"
@@ -103,17 +96,17 @@ def _gguf_with_file_type(path: Path, file_type) -> Path:
     return path
 
 
-def test_quantization_detection(tmp_path, tiny):  # noqa: F811
+def test_quantization_detection(tmp_path, tiny_model):
     import gguf
 
-    assert detect_quantization(str(tiny.gguf_path)) == "F32"
+    assert detect_quantization(str(tiny_model.gguf_path)) == "F32"
     q4 = _gguf_with_file_type(tmp_path / "q4.gguf", gguf.LlamaFileType.MOSTLY_Q4_K_M)
     assert detect_quantization(str(q4)) == "Q4_K_M"
     hf = tmp_path / "hf"
     hf.mkdir()
     for name in ("model.safetensors", "tokenizer.json"):
-        (hf / name).write_bytes((tiny.hf_dir / name).read_bytes()
-                                if (tiny.hf_dir / name).exists() else b"{}")
+        (hf / name).write_bytes((tiny_model.hf_dir / name).read_bytes()
+                                if (tiny_model.hf_dir / name).exists() else b"{}")
     (hf / "config.json").write_text(json.dumps({"torch_dtype": "bfloat16"}))
     assert detect_quantization(str(hf)) == "BF16"
     (hf / "config.json").write_text(json.dumps(
@@ -149,7 +142,7 @@ def test_quantization_detection(tmp_path, tiny):  # noqa: F811
     ("models: [models/tiny.gguf]\nengines: [llamacpp]\n", 1, "name",
      "missing required key 'name'"),
 ])
-def test_mistakes_name_file_line_and_field(work, text, line, field, words):  # noqa: F811
+def test_mistakes_name_file_line_and_field(work, text, line, field, words):
     path = write_campaign(work, text)
     result = kitt(work, "campaign", "run", str(path))
     assert result.returncode == 2, result.stderr
@@ -160,7 +153,7 @@ def test_mistakes_name_file_line_and_field(work, text, line, field, words):  # n
     assert not (work["home"] / "campaigns").exists()
 
 
-def test_disk_limit_postpones_runs_and_resume_retries_them(work):  # noqa: F811
+def test_disk_limit_postpones_runs_and_resume_retries_them(work):
     # 10**9 GB free is more than any disk has: every run is postponed, nothing starts.
     text = TWO_MODELS.replace("suite:", "disk: {min_free_gb: 1000000000}\nsuite:")
     path = write_campaign(work, text)
@@ -182,10 +175,10 @@ def test_disk_limit_postpones_runs_and_resume_retries_them(work):  # noqa: F811
 
 def test_injected_free_space_postpones_in_process(tmp_path, monkeypatch):
     """The scheduler asks `free_bytes` before every run (tests inject it)."""
-    from kitt.campaign.model import CampaignSpec, EngineSpec, Entry, ModelSpec
-    from kitt.campaign.scheduler import run_campaign
-    from kitt.campaign.state import new_state
-    from kitt.model import EngineConfig
+    from kitt._campaign.model import CampaignSpec, EngineSpec, Entry, ModelSpec
+    from kitt._campaign.scheduler import run_campaign
+    from kitt._campaign.state import new_state
+    from kitt.records import EngineConfig
 
     monkeypatch.setenv("KITT_HOME", str(tmp_path / "home"))
     model = ModelSpec(reference=str(tmp_path / "m.gguf"), label="m")
@@ -209,7 +202,7 @@ def test_injected_free_space_postpones_in_process(tmp_path, monkeypatch):
     assert doc["status"] == "finished" and doc["all_passed"] is False
 
 
-def test_status_and_list_without_campaigns(work):  # noqa: F811
+def test_status_and_list_without_campaigns(work):
     listed = kitt(work, "campaign", "list", "--json")
     assert listed.returncode == 0 and json.loads(listed.stdout) == []
     missing = kitt(work, "campaign", "status", "nosuch")
@@ -217,7 +210,7 @@ def test_status_and_list_without_campaigns(work):  # noqa: F811
     assert state  # imported helper used by other tests
 
 
-def test_a_suite_error_points_at_the_line_naming_it(work):  # noqa: F811
+def test_a_suite_error_points_at_the_line_naming_it(work):
     path = write_campaign(work, """\
 name: suites
 models:

@@ -8,18 +8,8 @@ import signal
 import time
 
 import pytest
-from campaigntest import (  # noqa: F401
-    Webhook,
-    entries,
-    kitt,
-    start,
-    state,
-    tiny,
-    webhook,
-    work,
-    write_campaign,
-)
-from conftest import require
+from support import require
+from support.campaigns import Webhook, entries, kitt, start, state, write_campaign
 
 pytestmark = pytest.mark.engine
 
@@ -47,13 +37,13 @@ suite: hello.yaml
 
 
 def stored_runs(where: dict) -> list:
-    from kitt.storage import open_store
+    from kitt._storage.open import open_store
 
     with open_store(f"sqlite:///{where['home']}/kitt.db", create=False) as store:
         return store.list_runs()
 
 
-def test_interrupted_campaign_resumes_without_redoing_finished_runs(work):  # noqa: F811
+def test_interrupted_campaign_resumes_without_redoing_finished_runs(work):
     need_llama_server()
     path = write_campaign(work, THREE_RUNS)
     proc = start(work, "campaign", "run", str(path))
@@ -96,7 +86,7 @@ def test_interrupted_campaign_resumes_without_redoing_finished_runs(work):  # no
     assert json.loads(resumed.stdout)["exit_code"] == 0
 
 
-def test_campaign_notifies_cleans_up_and_reports(work, webhook):  # noqa: F811
+def test_campaign_notifies_cleans_up_and_reports(work, webhook):
     need_llama_server()
     path = write_campaign(work, f"""\
 name: full
@@ -149,7 +139,7 @@ notify: {{webhook: "{webhook.url}"}}
     assert list((work["home"] / "campaigns" / "full").glob("state-*.json"))
 
 
-def test_failed_run_and_failed_notification_do_not_stop_the_campaign(work):  # noqa: F811
+def test_failed_run_and_failed_notification_do_not_stop_the_campaign(work):
     need_llama_server()
     dead = Webhook()
     url = dead.url

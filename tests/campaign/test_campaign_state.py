@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from kitt.campaign.model import CampaignSpec, EngineSpec, Entry, ModelSpec
-from kitt.campaign.state import (
+from kitt._campaign.model import CampaignSpec, EngineSpec, Entry, ModelSpec
+from kitt._campaign.state import (
     load_state,
     merge_plan,
     new_state,
@@ -14,7 +14,7 @@ from kitt.campaign.state import (
     start_attempt,
     state_path,
 )
-from kitt.model import EngineConfig
+from kitt.records import EngineConfig
 
 
 def _spec(tmp_path: Path, labels: list[str]) -> tuple[CampaignSpec, list[Entry]]:

@@ -12,18 +12,11 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port, require, run_kitt
+from support import free_port, require, run_kitt
 
-from kitt.conformance import Capabilities, Check, check
+from kitt._engines.conformance import Capabilities, Check, check
 
 TESTS = Path(__file__).resolve().parents[1]
-
-
-@pytest.fixture(scope="module")
-def tiny(tmp_path_factory):
-    from kitt.tinymodel import write_tiny_model
-
-    return write_tiny_model(tmp_path_factory.mktemp("tiny"))
 
 
 def _serve(argv: list[str], port: int, ready: str, env: dict[str, str] | None = None):
@@ -43,10 +36,10 @@ def _serve(argv: list[str], port: int, ready: str, env: dict[str, str] | None = 
 
 
 @pytest.fixture(scope="module")
-def fake_tgi(tiny):
+def fake_tgi(tiny_model):
     port = free_port()
     proc = _serve([sys.executable, str(TESTS / "engines_tgi" / "fake_tgi.py"),
-                   "--model-id", str(tiny.hf_dir), "--port", str(port)], port, "/health")
+                   "--model-id", str(tiny_model.hf_dir), "--port", str(port)], port, "/health")
     yield f"http://127.0.0.1:{port}"
     proc.terminate()
     proc.wait(timeout=10)
@@ -70,9 +63,9 @@ def statuses(caps: Capabilities) -> dict[str, str]:
     return {c.name: c.status for c in caps.checks}
 
 
-def test_tgi_stand_in(fake_tgi, tiny):
+def test_tgi_stand_in(fake_tgi, tiny_model):
     caps = check(fake_tgi, engine="tgi")
-    assert caps.model == str(tiny.hf_dir)  # from /info
+    assert caps.model == str(tiny_model.hf_dir)  # from /info
     assert statuses(caps) == {
         "health": "yes", "completions": "yes", "chat": "yes", "streaming": "yes",
         "usage_in_stream": "yes", "prompt_logprobs": "no", "tokenize": "yes",
@@ -144,11 +137,11 @@ def _llama_server() -> Path | None:
 
 
 @pytest.mark.engine
-def test_llama_server(tiny):
+def test_llama_server(tiny_model):
     binary = _llama_server()
     require("llama-server", binary is not None, "llama-server is not installed")
     port = free_port()
-    proc = _serve([str(binary), "--model", str(tiny.gguf_path), "--port", str(port),
+    proc = _serve([str(binary), "--model", str(tiny_model.gguf_path), "--port", str(port),
                    "--metrics", "--alias", "kitt-tiny", "--threads", "2"], port, "/health")
     try:
         caps = check(f"http://127.0.0.1:{port}", engine="llamacpp", timeout=60)
@@ -165,7 +158,7 @@ def test_llama_server(tiny):
 
 
 @pytest.mark.engine
-def test_llama_cpp_python(tiny):
+def test_llama_cpp_python(tiny_model):
     try:
         from kitt_engine_llamacpp import LlamaCppPython
 
@@ -174,7 +167,7 @@ def test_llama_cpp_python(tiny):
         available = False
     require("llama-cpp-python", available, "llama-cpp-python[server] is not installed")
     port = free_port()
-    proc = _serve([sys.executable, "-m", "llama_cpp.server", "--model", str(tiny.gguf_path),
+    proc = _serve([sys.executable, "-m", "llama_cpp.server", "--model", str(tiny_model.gguf_path),
                    "--port", str(port), "--n_threads", "2"], port, "/v1/models")
     try:
         # Its health is /v1/models (the engine plugin says so); nothing at /health.
@@ -183,10 +176,15 @@ def test_llama_cpp_python(tiny):
     finally:
         proc.terminate()
         proc.wait(timeout=30)
-    # llama-cpp-python: prompt logprobs, but no usage in streams and no /tokenize.
+    # llama-cpp-python: prompt logprobs, no usage in streams; it tokenizes at
+    # /extras/tokenize, as its engine plugin declares.
     assert statuses(caps) == {
         "health": "yes", "completions": "yes", "chat": "yes", "streaming": "yes",
-        "usage_in_stream": "no", "prompt_logprobs": "yes", "tokenize": "no",
+        "usage_in_stream": "no", "prompt_logprobs": "yes", "tokenize": "yes",
         "metrics": "n/a", "native_stream": "n/a"}
-    assert caps.scoring_mode == "loglikelihood" and caps.token_counting == "chunks"
+    assert "/extras/tokenize" in caps.get("tokenize").detail
+    assert caps.scoring_mode == "loglikelihood" and caps.token_counting == "tokenize"
     assert plain.get("health").ok  # falls back to /v1/models without -e
+    # Without -e, the tokenize endpoints of every installed openai engine are tried.
+    assert plain.get("tokenize").ok and "as llamacpp-python has it" in plain.get(
+        "tokenize").detail

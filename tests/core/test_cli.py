@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import sys
 
-from conftest import run_kitt
+from support import run_kitt
 
 import kitt
 
@@ -27,7 +27,7 @@ def test_help_does_not_import_heavy_libraries():
     code = (
         "import sys\n"
         "sys.argv = ['kitt', '--help']\n"
-        "from kitt.cli import main\n"
+        "from kitt._cli import main\n"
         "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = ['docker', 'lm_eval', 'numpy', 'aiohttp', 'torch', 'rich', 'psycopg',\n"
         "         'gguf', 'safetensors', 'transformers']\n"

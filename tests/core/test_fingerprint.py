@@ -19,15 +19,17 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import kitt.plugins
-from kitt.converter import from_json, to_json
-from kitt.fingerprint import (
+from kitt._fingerprint import (
     fingerprint_string,
     nominal_gb,
     short_cpu_brand,
     short_gpu_name,
     take_fingerprint,
 )
-from kitt.model import (
+from kitt._fingerprint.probes import cpu, environment, memory, osinfo, storage
+from kitt._util.converter import from_json, to_json
+from kitt.probe import Probe, ProbeContext
+from kitt.records import (
     GPU,
     CPUSection,
     Fingerprint,
@@ -36,8 +38,6 @@ from kitt.model import (
     OSSection,
     StorageSection,
 )
-from kitt.probe import Probe, ProbeContext
-from kitt.probes import cpu, environment, memory, osinfo, storage
 
 BUILTIN_NAMES = {"gpu", "cpu", "memory", "storage", "os", "environment"}
 
@@ -144,9 +144,9 @@ def test_builtin_probes_are_registered_through_the_plugin_system():
 
 
 def test_probe_modules_import_only_the_standard_library():
-    code = ("import sys; import kitt.fingerprint, kitt.probes.gpu, kitt.probes.cpu, "
-            "kitt.probes.memory, kitt.probes.storage, kitt.probes.osinfo, "
-            "kitt.probes.environment; "
+    modules = ", ".join(f"kitt._fingerprint.probes.{name}" for name in (
+        "gpu", "cpu", "memory", "storage", "osinfo", "environment"))
+    code = (f"import sys; import kitt._fingerprint, {modules}; "
             "print(sorted(m for m in ('pynvml', 'cpuinfo') if m in sys.modules))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                          check=True).stdout

@@ -13,11 +13,11 @@ from pathlib import Path
 
 import pytest
 
-from kitt.converter import from_json, unstructure
-from kitt.fingerprint import take_fingerprint
-from kitt.model import Fingerprint
+from kitt._fingerprint import take_fingerprint
+from kitt._fingerprint.probes import cpu, environment, gpu, memory, osinfo, storage
+from kitt._util.converter import from_json, unstructure
 from kitt.probe import Probe, ProbeContext
-from kitt.probes import cpu, environment, gpu, memory, osinfo, storage
+from kitt.records import Fingerprint
 
 HOSTS = Path(__file__).resolve().parents[1] / "fixtures" / "hosts"
 CASES = sorted(p.name for p in HOSTS.iterdir() if (p / "_case.json").is_file())
@@ -137,7 +137,7 @@ def test_fixture_host_full_fingerprint(case):
 
 @pytest.mark.parametrize("case", CASES)
 def test_fixture_fingerprint_round_trips_through_json(case):
-    from kitt.converter import to_json
+    from kitt._util.converter import to_json
 
     fp = take_fingerprint(context_for(case), BUILTIN)
     assert from_json(to_json(fp), Fingerprint) == fp

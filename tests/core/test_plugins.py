@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from conftest import install_fixture_plugin, run_kitt
+from support import install_fixture_plugin, run_kitt
 
 
 def plugin_names(result) -> set[str]:

@@ -26,10 +26,10 @@ import gguf
 import numpy as np
 import pytest
 import safetensors.numpy as safetensors_numpy
-from conftest import free_port, require
+from support import free_port, require
 
-from kitt import tinymodel
-from kitt.tinymodel import TinyModel, write_tiny_model
+from kitt._testing import tinymodel
+from kitt._testing.tinymodel import TinyModel, write_tiny_model
 
 PROMPT = "Hello, world! The quick brown fox jumps over the lazy dog."
 MAX_TOKENS = 32

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from enginetest are redefined as arguments)
 """Docker runtime against a real llama-server in a container. No registry is reachable,
 so the tests make their image from the host's llama-server (`docker import` of a root
 filesystem holding the binary and the libraries it links). After each test: no
@@ -11,23 +10,17 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import run_kitt
-from enginetest import (  # noqa: F401
+from support import free_port, interrupt, run_kitt, start_kitt, wait_for_line
+from support.engines import (
     TEST_IMAGE,
     docker_client_or_skip,
-    free_port,
-    interrupt,
     kitt_containers,
-    kitt_env,
+    launched,
     model_copy,
     need_llama_server,
-    start_kitt,
-    tiny_model,
-    wait_for_line,
 )
 
-from kitt.launcher import launch_engine
-from kitt.runtime.rootfs import import_binary_image
+from kitt._engines.rootfs import import_binary_image
 
 pytestmark = [pytest.mark.docker, pytest.mark.engine]
 READY = 180.0
@@ -58,7 +51,7 @@ def _complete(base_url: str) -> dict:
 def test_llama_server_in_docker_completes_and_is_removed(client, llama_image, tiny_model,
                                                          tmp_path, kitt_env):
     model = model_copy(tiny_model, tmp_path)
-    with launch_engine("llamacpp", str(model), mode="docker", image=llama_image,
+    with launched("llamacpp", str(model), mode="docker", image=llama_image,
                        port=free_port(), options={"threads": 2},
                        ready_timeout_s=READY) as running:
         container = client.containers.get(running.container_id)

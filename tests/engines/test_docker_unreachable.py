@@ -1,10 +1,8 @@
-# ruff: noqa: F811  (pytest fixtures imported from enginetest are redefined as arguments)
 """Docker mode without a reachable dockerd stops in preflight (no dockerd needed)."""
 
 from __future__ import annotations
 
-from conftest import run_kitt
-from enginetest import free_port, kitt_env, tiny_model  # noqa: F401
+from support import free_port, run_kitt
 
 
 def test_docker_unreachable_is_bad_input(tiny_model, tmp_path, kitt_env):

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from enginetest are redefined as arguments)
 """Format detection from content, and the preflight matrix: every format x engine pair,
 plus corrupt and missing models. Nothing here starts a process."""
 
@@ -11,13 +10,12 @@ import zipfile
 from pathlib import Path
 
 import pytest
-from conftest import run_kitt
-from enginetest import kitt_env, processes_mentioning, tiny_model  # noqa: F401
+from support import processes_mentioning, run_kitt
 
 from kitt import Engine
+from kitt._engines.formats import detect_format
+from kitt._engines.preflight import check_model
 from kitt.errors import BadInput
-from kitt.formats import detect_format
-from kitt.preflight import check_model
 
 
 class _Fake(Engine):
@@ -202,10 +200,10 @@ def test_unknown_engine_and_bad_option_exit_2(tiny_model, kitt_env):
     assert result.returncode == 2
     assert "engine 'nope' is not installed" in result.stderr
     result = run_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "-o", "threads=zero", env=kitt_env)
+                      "-O", "threads=zero", env=kitt_env)
     assert result.returncode == 2
     assert "threads must be an integer" in result.stderr
     result = run_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "-o", "thread=2", env=kitt_env)
+                      "-O", "thread=2", env=kitt_env)
     assert result.returncode == 2
     assert "no option 'thread'" in result.stderr

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from enginetest are redefined as arguments)
 """Image resolution: engines.yaml overrides > hardware rules > default; malformed
 engines.yaml errors name the file, line and problem; `kitt engines list/check`."""
 
@@ -8,13 +7,12 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_kitt
-from enginetest import kitt_env  # noqa: F401
+from support import run_kitt
 
+from kitt._engines.images import load_engines_file, resolve_image
+from kitt._util.yamlfile import load_yaml
 from kitt.errors import BadInput
-from kitt.images import load_engines_file, resolve_image
-from kitt.model import GPU, CPUSection, Fingerprint, GPUSection
-from kitt.yamlfile import load_yaml
+from kitt.records import GPU, CPUSection, Fingerprint, GPUSection
 from kitt_engine_llamacpp import LlamaServer
 
 
@@ -32,7 +30,7 @@ def _host(arch: str, cc: str | None = None) -> Fingerprint:
     ("aarch64", None, "ghcr.io/ggml-org/llama.cpp:server", None),
 ])
 def test_llamacpp_hardware_rules(arch, cc, image, context, tmp_path):
-    from kitt.images import EnginesFile
+    from kitt._engines.images import EnginesFile
 
     choice = resolve_image(LlamaServer(), _host(arch, cc), EnginesFile())
     assert (choice.image, choice.build_context) == (image, context)
@@ -115,7 +113,7 @@ def test_models_tiny_writes_both_layouts(tmp_path):
     result = run_kitt("models", "tiny", str(tmp_path / "tiny"), "--json")
     assert result.returncode == 0, result.stderr
     doc = json.loads(result.stdout)
-    from kitt.formats import detect_format
+    from kitt._engines.formats import detect_format
 
     assert detect_format(doc["gguf"]).format == "gguf"
     assert detect_format(doc["hf_dir"]).format == "safetensors"

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from enginetest are redefined as arguments)
 """Native runtime against real servers (llama-server, llama-cpp-python), and the faults:
 binary exits at once, never healthy, port in use, SIGINT/SIGTERM mid-start and mid-serve.
 After each: the message, the exit code, and no process left (checked in /proc)."""
@@ -13,25 +12,25 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import run_kitt
-from enginetest import (  # noqa: F401
+from support import (
     assert_no_processes,
-    fake_server,
     free_port,
     interrupt,
-    kitt_env,
+    processes_mentioning,
+    run_kitt,
+    start_kitt,
+    wait_for_line,
+)
+from support.engines import (
+    fake_server,
+    launched,
     model_copy,
     need_llama_cpp_python,
     need_llama_server,
-    processes_mentioning,
-    start_kitt,
-    tiny_model,
-    wait_for_line,
 )
 
+from kitt._engines.native import NativeServer, group_members
 from kitt.errors import BadInput, EngineFailed
-from kitt.launcher import launch_engine
-from kitt.runtime.native import NativeServer, group_members
 
 READY = 180.0  # generous: readiness is not what these tests measure
 
@@ -47,7 +46,7 @@ def _post(url: str, payload: dict) -> dict:
 def test_llama_server_native_completion_and_teardown(tiny_model, tmp_path, kitt_env):
     need_llama_server()
     model = model_copy(tiny_model, tmp_path)
-    with launch_engine("llamacpp", str(model), port=free_port(), options={"threads": 2},
+    with launched("llamacpp", str(model), port=free_port(), options={"threads": 2},
                        ready_timeout_s=READY) as running:
         assert running.mode == "native" and running.pid
         assert processes_mentioning(str(model))
@@ -69,7 +68,7 @@ def test_llama_server_native_completion_and_teardown(tiny_model, tmp_path, kitt_
 def test_llama_cpp_python_native_returns_prompt_logprobs(tiny_model, tmp_path, kitt_env):
     need_llama_cpp_python()
     model = model_copy(tiny_model, tmp_path)
-    with launch_engine("llamacpp-python", str(model), port=free_port(),
+    with launched("llamacpp-python", str(model), port=free_port(),
                        options={"threads": 2}, ready_timeout_s=READY) as running:
         done = _post(f"{running.base_url}/v1/completions",
                      {"prompt": "Hello world", "max_tokens": 1, "echo": True, "logprobs": 1,
@@ -83,7 +82,7 @@ def test_llama_cpp_python_native_returns_prompt_logprobs(tiny_model, tmp_path, k
 def test_exception_in_block_still_tears_down(tiny_model, tmp_path, kitt_env):
     need_llama_server()
     model = model_copy(tiny_model, tmp_path)
-    with pytest.raises(RuntimeError, match="benchmark blew up"), launch_engine(
+    with pytest.raises(RuntimeError, match="benchmark blew up"), launched(
             "llamacpp", str(model), port=free_port(), ready_timeout_s=READY):
         raise RuntimeError("benchmark blew up")
     assert_no_processes(str(model))
@@ -95,7 +94,7 @@ def test_binary_that_exits_at_once_fails_fast_with_its_log(tiny_model, tmp_path,
     binary = fake_server(tmp_path, "llama-server", 'echo "error: boom, bad model"; exit 7')
     started = time.monotonic()
     result = run_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "--port", str(free_port()), "-o", f"binary={binary}",
+                      "--port", str(free_port()), "-O", f"binary={binary}",
                       "--ready-timeout", "300", env=kitt_env)
     assert result.returncode == 3, result.stderr
     assert time.monotonic() - started < 60  # it did not wait out the 300 s timeout
@@ -110,7 +109,7 @@ def test_never_healthy_times_out_and_kills_the_group(tiny_model, tmp_path, kitt_
     binary = fake_server(tmp_path, "llama-server",
                          "trap '' TERM; {sleep} & echo loading forever; {sleep}")
     result = run_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "--port", str(free_port()), "-o", f"binary={binary}",
+                      "--port", str(free_port()), "-O", f"binary={binary}",
                       "--ready-timeout", "2", env=kitt_env)
     assert result.returncode == 3, result.stderr
     assert "did not become ready" in result.stderr and "within 2 s" in result.stderr
@@ -134,7 +133,7 @@ def test_port_in_use_is_bad_input(tiny_model, tmp_path, kitt_env):
 
 def test_missing_binary_is_bad_input(tiny_model, tmp_path, kitt_env):
     result = run_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "--port", str(free_port()), "-o", f"binary={tmp_path / 'nope'}",
+                      "--port", str(free_port()), "-O", f"binary={tmp_path / 'nope'}",
                       env=kitt_env)
     assert result.returncode == 2
     assert "not installed for native mode" in result.stderr
@@ -145,7 +144,7 @@ def test_missing_binary_is_bad_input(tiny_model, tmp_path, kitt_env):
 def test_signal_mid_start_stops_the_starting_server(tiny_model, tmp_path, kitt_env, sig):
     binary = fake_server(tmp_path, "llama-server", "echo starting; {sleep} & {sleep}")
     proc = start_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "--port", str(free_port()), "-o", f"binary={binary}",
+                      "--port", str(free_port()), "-O", f"binary={binary}",
                       "--ready-timeout", "600", env=kitt_env)
     deadline = time.monotonic() + 60
     while len(processes_mentioning(str(binary), (proc.pid,))) < 3 and time.monotonic() < deadline:
@@ -166,7 +165,7 @@ def test_sigint_mid_serve_tears_down_the_server(tiny_model, tmp_path, kitt_env, 
         need_llama_cpp_python()
     model = model_copy(tiny_model, tmp_path)
     proc = start_kitt("engines", "serve", "-m", str(model), "-e", engine, "--port",
-                      str(free_port()), "-o", "threads=2", env=kitt_env)
+                      str(free_port()), "-O", "threads=2", env=kitt_env)
     url = wait_for_line(proc, "http://")
     done = _post(f"{url}/v1/completions", {"prompt": "Hi", "max_tokens": 4})
     assert done["choices"][0]["text"]
@@ -192,7 +191,7 @@ def test_engine_dying_mid_serve_exits_3(tiny_model, tmp_path, kitt_env):
 
     binary = fake_server(tmp_path, "llama-server", f'exec {sys.executable} {script} "$@"')
     result = run_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "--port", str(free_port()), "-o", f"binary={binary}", env=kitt_env)
+                      "--port", str(free_port()), "-O", f"binary={binary}", env=kitt_env)
     assert result.returncode == 3, result.stderr
     assert result.stdout.startswith("http://127.0.0.1:")
     assert "stopped on its own (exit code 9)" in result.stderr
@@ -217,7 +216,7 @@ def test_native_stop_kills_a_group_that_ignores_sigterm(tmp_path):
 
 
 def test_preflight_errors_are_raised_in_process(tiny_model, kitt_env):
-    with pytest.raises(BadInput, match="serves: gguf"), launch_engine(
+    with pytest.raises(BadInput, match="serves: gguf"), launched(
             "llamacpp", str(tiny_model.hf_dir)):
         pass
     assert EngineFailed.exit_code == 3
@@ -228,7 +227,7 @@ def test_second_sigint_forces_teardown(tiny_model, tmp_path, kitt_env):
     # a second Ctrl-C must kill it at once.
     binary = fake_server(tmp_path, "llama-server", "trap '' TERM; echo up; {sleep}")
     proc = start_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
-                      "--port", str(free_port()), "-o", f"binary={binary}",
+                      "--port", str(free_port()), "-O", f"binary={binary}",
                       "--ready-timeout", "600", env=kitt_env)
     deadline = time.monotonic() + 60
     while len(processes_mentioning(str(binary), (proc.pid,))) < 2 and time.monotonic() < deadline:

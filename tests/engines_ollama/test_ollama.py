@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from ollamatest are redefined as arguments)
 """The `ollama` engine: server command and container, GGUF import and tag pulls, reusing
 a running service, and the wire format (NDJSON streams with Ollama's own timings, the
 OpenAI-compatible API) against a local server that follows Ollama's documented API."""
@@ -11,22 +10,17 @@ import json
 import urllib.request
 
 import pytest
-from conftest import free_port, run_kitt
-from ollamatest import (  # noqa: F401
-    fake_ollama_binary,
-    kitt_env,
-    start_service,
-    tiny_gguf,
-)
+from support import free_port, run_kitt
+from support.engines import launched
+from support.fakes import fake_ollama_binary, start_service
 
+import kitt
 from kitt import Launch
+from kitt._engines.native import group_members
+from kitt._engines.preflight import check_options
 from kitt.errors import BadInput, EngineFailed
-from kitt.launcher import launch_engine
-from kitt.preflight import check_options
-from kitt.runtime.native import group_members
 from kitt_engine_ollama import Ollama
 from kitt_engine_ollama.store import model_name
-from kitt_engine_ollama.wire import final_object, server_timings
 
 
 def _launch(**options) -> Launch:
@@ -64,19 +58,29 @@ def test_bad_options_stop_before_anything_starts():
         check_options(Ollama(), {"num_parallel": 0})
 
 
-def test_server_timings_in_milliseconds():
-    final = final_object([b'{"response":" a","done":false}\n', b"\n",
-                          b'{"response":"","done":true,"done_reason":"length",'
-                          b'"total_duration":12000000,"load_duration":2000000,'
-                          b'"prompt_eval_count":7,"prompt_eval_duration":1400000,'
-                          b'"eval_count":10,"eval_duration":5000000}'])
-    timings = server_timings(final)
-    assert (timings.total_ms, timings.load_ms, timings.prompt_eval_ms, timings.eval_ms) == (
-        12.0, 2.0, 1.4, 5.0)
-    assert timings.eval_tokens_per_s == pytest.approx(2000.0)
-    assert timings.prompt_tokens_per_s == pytest.approx(5000.0)
-    assert server_timings({"done": True}).eval_tokens_per_s is None  # cached prompt etc.
-    assert final_object(['{"response":"a","done":false}']) is None
+def test_server_timings_are_read_from_the_final_object():
+    # The one NDJSON parser (kitt.new_parser) keeps Ollama's own timings; the perf
+    # metrics turn them into milliseconds and rates (docs/metrics.md "Server timings").
+    from kitt_bench_perf.metrics import server_timing_values
+    from kitt_bench_perf.records import Outcome, RequestRecord
+
+    parser = kitt.new_parser(kitt.Route.OLLAMA_GENERATE)
+    for chunk in (b'{"response":" a","done":false}\n', b"\n",
+                  b'{"response":"","done":true,"done_reason":"length",'
+                  b'"total_duration":12000000,"load_duration":2000000,'
+                  b'"prompt_eval_count":7,"prompt_eval_duration":1400000,'
+                  b'"eval_count":10,"eval_duration":5000000}'):
+        parser.feed(chunk, 0)
+    parser.finish()
+    assert parser.outcome() == "ok" and (parser.input_tokens, parser.output_tokens) == (7, 10)
+    record = RequestRecord(0, Outcome.OK, 0, 1, server_timings=parser.server_timings)
+    values = server_timing_values([record])
+    assert values == {"eval_tokens_per_s": [pytest.approx(2000.0)], "prompt_eval_ms": [1.4],
+                      "load_ms": [2.0], "total_ms": [12.0]}
+    unfinished = kitt.new_parser(kitt.Route.OLLAMA_GENERATE)
+    unfinished.feed(b'{"response":"a","done":false}', 0)
+    unfinished.finish()
+    assert unfinished.outcome() == "incomplete" and unfinished.server_timings is None
 
 
 # -- against the fake server --------------------------------------------------------------
@@ -93,7 +97,7 @@ def test_gguf_is_imported_and_served_natively(tiny_gguf, tmp_path, kitt_env, mon
     log = tmp_path / "calls.log"
     monkeypatch.setenv("FAKE_OLLAMA_LOG", str(log))
     binary = fake_ollama_binary(tmp_path)
-    with launch_engine("ollama", str(tiny_gguf), port=free_port(), ready_timeout_s=60,
+    with launched("ollama", str(tiny_gguf), port=free_port(), ready_timeout_s=60,
                        options={"binary": str(binary), "num_parallel": 2,
                                 "context_length": 2048}) as running:
         assert running.api == "ollama" and running.pid
@@ -106,9 +110,10 @@ def test_gguf_is_imported_and_served_natively(tiny_gguf, tmp_path, kitt_env, mon
                           {"model": running.served_name, "prompt": "Hello there",
                            "options": {"num_predict": 5}})
         assert "".join(o["response"] for o in objects) == " w0 w1 w2 w3 w4"
-        timings = server_timings(objects[-1])
-        assert timings.eval_count == 5 and timings.prompt_eval_count == 2
-        assert timings.load_ms == 2.0 and timings.total_ms > timings.eval_ms > 0
+        final = objects[-1]
+        assert final["eval_count"] == 5 and final["prompt_eval_count"] == 2
+        assert final["load_duration"] == 2_000_000
+        assert final["total_duration"] > final["eval_duration"] > 0
         chat = _stream(f"{running.base_url}/api/chat",
                        {"model": running.served_name, "options": {"num_predict": 3},
                         "messages": [{"role": "user", "content": "Hi"}]})
@@ -130,7 +135,7 @@ def test_ollama_streams_through_kitts_stream_client(tiny_gguf, tmp_path, kitt_en
     from kitt_bench_perf.workload import RequestSpec
 
     binary = fake_ollama_binary(tmp_path)
-    with launch_engine("ollama", str(tiny_gguf), port=free_port(), ready_timeout_s=60,
+    with launched("ollama", str(tiny_gguf), port=free_port(), ready_timeout_s=60,
                        options={"binary": str(binary)}) as running:
         async def send(api):
             endpoint = client.Endpoint(running.base_url, running.served_name, api)
@@ -138,8 +143,8 @@ def test_ollama_streams_through_kitts_stream_client(tiny_gguf, tmp_path, kitt_en
                 spec = RequestSpec(prompt="Hello there", output_tokens=4)
                 return await streams.send(streams.prepare(spec))
 
-        for api in (client.Api.OLLAMA_GENERATE, client.Api.OLLAMA_CHAT,
-                    client.Api.OPENAI_CHAT, client.Api.OPENAI_COMPLETIONS):
+        for api in (client.Route.OLLAMA_GENERATE, client.Route.OLLAMA_CHAT,
+                    client.Route.OPENAI_CHAT, client.Route.OPENAI_COMPLETIONS):
             record = asyncio.run(send(api))
             assert record.ok, (api, record.error)
             assert record.output_tokens == 4, api
@@ -150,7 +155,7 @@ def test_ollama_streams_through_kitts_stream_client(tiny_gguf, tmp_path, kitt_en
 def test_a_tag_is_pulled_when_missing(tmp_path, kitt_env, monkeypatch):
     monkeypatch.setenv("FAKE_OLLAMA_PULLABLE", "tinyllama:1b")
     binary = fake_ollama_binary(tmp_path)
-    with launch_engine("ollama", "tinyllama:1b", port=free_port(), ready_timeout_s=60,
+    with launched("ollama", "tinyllama:1b", port=free_port(), ready_timeout_s=60,
                        options={"binary": str(binary)}) as running:
         assert running.served_name == "tinyllama:1b" and running.model_path is None
         objects = _stream(f"{running.base_url}/api/generate",
@@ -162,11 +167,11 @@ def test_a_tag_is_pulled_when_missing(tmp_path, kitt_env, monkeypatch):
 def test_pull_off_or_unknown_tag_fails_and_tears_down(tmp_path, kitt_env):
     binary = fake_ollama_binary(tmp_path)
     with pytest.raises(EngineFailed, match="pulling is off"), \
-            launch_engine("ollama", "tinyllama:1b", port=free_port(), ready_timeout_s=60,
+            launched("ollama", "tinyllama:1b", port=free_port(), ready_timeout_s=60,
                           options={"binary": str(binary), "pull": False}):
         pass
     with pytest.raises(EngineFailed, match="could not pull nope:7b") as info, \
-            launch_engine("ollama", "nope:7b", port=free_port(), ready_timeout_s=60,
+            launched("ollama", "nope:7b", port=free_port(), ready_timeout_s=60,
                           options={"binary": str(binary)}):
         pass
     assert "file does not exist" in str(info.value)
@@ -178,7 +183,7 @@ def test_a_running_service_is_reused_and_left_running(tiny_gguf, tmp_path, kitt_
     service = start_service(port, tmp_path / "service.log")
     try:
         binary = fake_ollama_binary(tmp_path)
-        with launch_engine("ollama", str(tiny_gguf), port=port, ready_timeout_s=30,
+        with launched("ollama", str(tiny_gguf), port=port, ready_timeout_s=30,
                            options={"binary": str(binary)}) as running:
             assert running.pid is None and running.served_name == "kitt-tiny"
             objects = _stream(f"{running.base_url}/api/generate",
@@ -191,7 +196,7 @@ def test_a_running_service_is_reused_and_left_running(tiny_gguf, tmp_path, kitt_
         # Nothing was started: the fake binary never ran `serve`.
         assert "serve" not in (tmp_path / "service.log").read_text().split("\n", 1)[1]
         # A second import finds the blob there already and does not upload it again.
-        with launch_engine("ollama", str(tiny_gguf), port=port, ready_timeout_s=30):
+        with launched("ollama", str(tiny_gguf), port=port, ready_timeout_s=30):
             pass
         calls = (tmp_path / "service.log").read_text().splitlines()
         assert sum(c.startswith("POST /api/blobs/") for c in calls) == 1
@@ -206,7 +211,7 @@ def test_reuse_off_means_the_port_must_be_free(tiny_gguf, tmp_path, kitt_env):
     service = start_service(port, tmp_path / "service.log")
     try:
         with pytest.raises(BadInput, match=f"port {port} .* already in use"), \
-                launch_engine("ollama", str(tiny_gguf), port=port,
+                launched("ollama", str(tiny_gguf), port=port,
                               options={"reuse_running": False,
                                        "binary": str(fake_ollama_binary(tmp_path))}):
             pass
@@ -216,12 +221,12 @@ def test_reuse_off_means_the_port_must_be_free(tiny_gguf, tmp_path, kitt_env):
 
 
 def test_hf_folder_is_refused_with_a_fix(tmp_path, kitt_env):
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
 
     tiny = write_tiny_model(tmp_path / "m")
     (tiny.hf_dir / tiny.gguf_path.name).unlink(missing_ok=True)
     with pytest.raises(BadInput, match="serves: gguf, ollama"), \
-            launch_engine("ollama", str(tiny.hf_dir), port=free_port()):
+            launched("ollama", str(tiny.hf_dir), port=free_port()):
         pass
 
 
@@ -238,13 +243,13 @@ def test_throughput_records_ollamas_own_timings(tiny_gguf, tmp_path, kitt_env):
     become server_* metrics, equal to what the server sent."""
     pytest.importorskip("kitt_bench_perf.client")
     from kitt import plugins
+    from kitt._util.converter import structure
     from kitt.benchmark import BenchmarkContext, Target
-    from kitt.converter import structure
-    from kitt.model import Fingerprint
+    from kitt.records import Fingerprint
 
     binary = fake_ollama_binary(tmp_path)
     benchmark = plugins.benchmarks()["throughput"]
-    with launch_engine("ollama", str(tiny_gguf), port=free_port(), ready_timeout_s=60,
+    with launched("ollama", str(tiny_gguf), port=free_port(), ready_timeout_s=60,
                        options={"binary": str(binary)}) as running:
         target = Target(running.base_url, running.served_name, "ollama", "ollama",
                         tiny_gguf, pid=running.pid, metrics_path=None)

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (pytest fixtures imported from tgitest are redefined as arguments)
 """The `tgi` engine: launcher arguments, container description, and the wire format
 against a local server that follows TGI's documented API (no real TGI can run here)."""
 
@@ -9,16 +8,16 @@ import json
 import urllib.request
 
 import pytest
-from conftest import free_port, run_kitt
-from tgitest import fake_launcher, hf_model, kitt_env  # noqa: F401
+from support import free_port, run_kitt
+from support.engines import launched
+from support.fakes import fake_launcher
 
+import kitt
 from kitt import Launch
+from kitt._engines.preflight import check_options
 from kitt.errors import BadInput
-from kitt.launcher import launch_engine
-from kitt.model import GPU, CPUSection, Fingerprint, GPUSection
-from kitt.preflight import check_options
+from kitt.records import GPU, CPUSection, Fingerprint, GPUSection
 from kitt_engine_tgi import Tgi
-from kitt_engine_tgi.wire import generate_request, parse_event, read_stream
 
 
 def _launch(**options) -> Launch:
@@ -75,17 +74,17 @@ def test_native_mode_without_the_launcher_says_how_to_get_it(hf_model, kitt_env,
                                                              monkeypatch):
     monkeypatch.setenv("PATH", "/nonexistent")
     with pytest.raises(BadInput, match="not installed for native mode") as info, \
-            launch_engine("tgi", str(hf_model), port=free_port()):
+            launched("tgi", str(hf_model), port=free_port()):
         pass
     assert "--mode docker" in info.value.hint
 
 
 def test_gguf_is_refused_with_a_fix(tmp_path, kitt_env):
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
 
     tiny = write_tiny_model(tmp_path / "m")
     with pytest.raises(BadInput, match="serves: safetensors, pytorch"), \
-            launch_engine("tgi", str(tiny.gguf_path), port=free_port()):
+            launched("tgi", str(tiny.gguf_path), port=free_port()):
         pass
 
 
@@ -102,7 +101,7 @@ def _post(url: str, body: dict) -> tuple[int, bytes]:
 def tgi(hf_model, tmp_path, kitt_env, monkeypatch):
     monkeypatch.setenv("FAKE_TGI_LOADING_S", "0.5")  # health waits through a 503
     binary = fake_launcher(tmp_path)
-    with launch_engine("tgi", str(hf_model), port=free_port(), ready_timeout_s=60,
+    with launched("tgi", str(hf_model), port=free_port(), ready_timeout_s=60,
                        options={"binary": str(binary), "max_input_tokens": 512,
                                 "max_total_tokens": 600}) as running:
         yield running
@@ -119,32 +118,36 @@ def test_native_lifecycle_info_and_version(tgi, hf_model):
 
 
 def test_generate_stream_tokens_and_details(tgi):
-    body = generate_request("Hello there", 5)
+    from kitt._engines.streams import post_stream
+
+    route = kitt.Route.TGI_GENERATE_STREAM
+    body = kitt.request_body(route, "", "Hello there", max_tokens=5)
     assert body == {"inputs": "Hello there", "stream": True,
                     "parameters": {"max_new_tokens": 5, "details": True}}
-    request = urllib.request.Request(f"{tgi.base_url}/generate_stream",
-                                     data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        assert response.headers["Content-Type"].startswith("text/event-stream")
-        result = read_stream(response)
-    assert result.complete and result.output_tokens == 5
-    assert [t.text for t in result.tokens] == [f" w{i}" for i in range(5)]
-    assert all(t.logprob is not None and not t.special for t in result.tokens)
-    assert result.generated_text == " w0 w1 w2 w3 w4"
-    assert result.details == {"finish_reason": "length", "generated_tokens": 5,
-                              "seed": None, "input_length": 2}
+    status, parser = post_stream(tgi.base_url, route, body, 30)
+    assert status == 200 and parser.outcome() == "ok"
+    assert (parser.output_tokens, parser.input_tokens) == (5, 2)  # from the final details
+    assert "".join(parser.text) == " w0 w1 w2 w3 w4"
+    assert parser.chunk_tokens == [1] * 5 and parser.tokens_exact
 
 
 def test_stream_events_parse_edge_cases():
-    assert parse_event(b"") is None and parse_event(": keep-alive") is None
-    assert parse_event('data:{"error":"Request failed","error_type":"generation"}').error
-    assert parse_event("data:{not json").error.startswith("malformed")
-    event = parse_event('data: {"token":{"id":1,"text":"a","logprob":-1.5,"special":true},'
-                        '"generated_text":null,"details":null}')
-    assert event.token.special and event.token.logprob == -1.5 and not event.final
-    stopped = read_stream(['data:{"token":{"id":1,"text":"a","logprob":0,"special":false}}'])
-    assert not stopped.complete and stopped.output_tokens == 1
+    def parsed(*lines: str):
+        parser = kitt.new_parser(kitt.Route.TGI_GENERATE_STREAM)
+        for line in lines:
+            parser.feed(line.encode() + b"\n", 0)
+        parser.finish()
+        return parser
+
+    assert parsed("", ": keep-alive").outcome() == "incomplete"
+    assert "Request failed" in parsed(
+        'data:{"error":"Request failed","error_type":"generation"}').error
+    assert parsed("data:{not json").error.startswith("malformed")
+    special = parsed('data: {"token":{"id":1,"text":"a","logprob":-1.5,"special":true},'
+                     '"generated_text":null,"details":null}')
+    assert special.chunk_ns == [] and special.outcome() == "incomplete"  # not text
+    stopped = parsed('data:{"token":{"id":1,"text":"a","logprob":0,"special":false}}')
+    assert stopped.outcome() == "incomplete" and stopped.chunk_tokens == [1]
 
 
 def test_validation_errors_come_back_as_422(tgi):
@@ -161,7 +164,7 @@ def test_messages_api_through_kitts_stream_client(tgi):
     from kitt_bench_perf.workload import RequestSpec
 
     async def send():
-        endpoint = client.Endpoint(tgi.base_url, "tgi", client.Api.OPENAI_CHAT)
+        endpoint = client.Endpoint(tgi.base_url, "tgi", client.Route.OPENAI_CHAT)
         async with client.StreamClient(endpoint, 2) as streams:
             spec = RequestSpec(prompt="Hello there", output_tokens=6, input_tokens=None)
             return await streams.send(streams.prepare(spec))
@@ -183,10 +186,10 @@ def test_tokenize_and_metrics(tgi):
 
 
 def test_teardown_leaves_nothing(hf_model, tmp_path, kitt_env):
-    from kitt.runtime.native import group_members
+    from kitt._engines.native import group_members
 
     binary = fake_launcher(tmp_path)
-    with launch_engine("tgi", str(hf_model), port=free_port(), ready_timeout_s=60,
+    with launched("tgi", str(hf_model), port=free_port(), ready_timeout_s=60,
                        options={"binary": str(binary)}) as running:
         pid = running.pid
         assert group_members(pid)
@@ -203,59 +206,12 @@ def test_engines_list_shows_tgi(kitt_env):
 
 # -- TGI's native /generate_stream through kitt-bench-perf -----------------------------------
 
-def test_kitt_bench_perf_parser_agrees_with_the_reference_parser(tgi):
-    """The perf client's own TgiParser (kitt-bench-perf does not depend on this engine
-    package) against kitt_engine_tgi.wire on the same bytes, split every way."""
-    client = pytest.importorskip("kitt_bench_perf.client")
-    from kitt_bench_perf.records import Outcome
-    from kitt_bench_perf.stream_parsers import TgiParser
-    from kitt_bench_perf.workload import RequestSpec
-
-    endpoint = client.Endpoint(tgi.base_url, "tgi", client.Api.TGI_GENERATE_STREAM)
-    body = client.request_body(endpoint, RequestSpec(prompt="Hello there", output_tokens=5))
-    assert body == generate_request("Hello there", 5)  # the same request as the reference
-    request = urllib.request.Request(endpoint.url, data=json.dumps(body).encode(),
-                                     headers={"Content-Type": "application/json"})
-    with urllib.request.urlopen(request, timeout=30) as response:
-        raw = response.read()
-    special = ('data:{"token":{"id":2,"text":"</s>","logprob":0,"special":true},'
-               '"generated_text":" a","details":{"finish_reason":"eos_token",'
-               '"generated_tokens":2,"seed":null,"input_length":3}}\n\n')
-    cases = [raw,
-             b'data:{"token":{"id":1,"text":" a","logprob":0,"special":false}}\n\n'
-             + special.encode(),
-             raw[:raw.rindex(b"data:")],  # cut before the final event
-             b'data:{"token":{"id":1,"text":" a","logprob":0,"special":false}}\n\n'
-             b'data:{"error":"Request failed during generation","error_type":"generation"}'
-             b"\n\n"]
-    for data in cases:
-        expected = read_stream(data.splitlines())
-        for cut in range(0, len(data), 7):
-            parser = TgiParser()
-            parser.feed(data[:cut], 1)
-            parser.feed(data[cut:], 2)
-            parser.finish()
-            if expected.error is not None:
-                assert parser.outcome() is Outcome.ERROR
-                assert expected.error in parser.error
-                continue
-            assert (parser.outcome() is Outcome.OK) == expected.complete
-            assert "".join(parser.text) == "".join(t.text for t in expected.tokens
-                                                   if not t.special)
-            if expected.complete:
-                assert parser.output_tokens == expected.output_tokens
-                assert parser.input_tokens == expected.details["input_length"]
-            else:
-                assert parser.output_tokens is None
-                assert sum(parser.chunk_tokens) == expected.output_tokens
-
-
 def test_throughput_on_generate_stream(tgi, hf_model, tmp_path):
     pytest.importorskip("kitt_bench_perf.client")
     from kitt import plugins
+    from kitt._util.converter import structure
     from kitt.benchmark import BenchmarkContext, Target
-    from kitt.converter import structure
-    from kitt.model import Fingerprint
+    from kitt.records import Fingerprint
 
     benchmark = plugins.benchmarks()["throughput"]
     target = Target(tgi.base_url, tgi.served_name, "tgi", "tgi", hf_model, pid=tgi.pid,

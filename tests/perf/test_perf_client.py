@@ -1,4 +1,3 @@
-# ruff: noqa: F811  (the loop_lag fixture is imported, then used as an argument)
 """The streaming client against the scripted server: timestamps, parsing, failures."""
 
 from __future__ import annotations
@@ -8,14 +7,8 @@ import json
 import socket
 
 import pytest
-from loop_lag import (  # noqa: F401  (loop_lag is a fixture)
-    SLACK_MS,
-    LoopLag,
-    assert_stamped_at_arrival,
-    assert_within,
-    loop_lag,
-)
-from scripted_server import (
+from support.loop_lag import SLACK_MS, LoopLag, assert_stamped_at_arrival, assert_within
+from support.scripted_server import (
     DONE,
     Close,
     Script,
@@ -30,7 +23,8 @@ from scripted_server import (
     usage_chunk,
 )
 
-from kitt_bench_perf.client import Api, Endpoint, StreamClient, feed_stamped, request_body
+from kitt import Route
+from kitt_bench_perf.client import Endpoint, StreamClient, feed_stamped, request_body
 from kitt_bench_perf.metrics import itl_pooled_ms, request_metrics
 from kitt_bench_perf.records import Outcome, RequestRecord, TokenSource
 from kitt_bench_perf.tokenizer import count_output_tokens
@@ -40,9 +34,9 @@ MS = 1_000_000
 SPEC = RequestSpec(prompt="Say something", output_tokens=8, input_tokens=3)
 
 
-async def send(server: ScriptedServer, model: str, api: Api = Api.OPENAI_CHAT,
+async def send(server: ScriptedServer, model: str, route: Route = Route.OPENAI_CHAT,
                **endpoint: object) -> RequestRecord:
-    async with StreamClient(Endpoint(server.base_url, model, api=api, **endpoint), 4) as client:
+    async with StreamClient(Endpoint(server.base_url, model, route, **endpoint), 4) as client:
         return await client.send(client.prepare(SPEC), index=5)
 
 
@@ -139,10 +133,10 @@ async def test_http_error_with_body_is_errored_and_the_connection_reused() -> No
     scripts = {"bad": Script(status=500, error_body=error),
                "good": timed_chat(["x"], ttft=0, gap=0)}
     async with ScriptedServer(scripts) as server:
-        endpoint = Endpoint(server.base_url, "bad", api=Api.OPENAI_CHAT)
+        endpoint = Endpoint(server.base_url, "bad", route=Route.OPENAI_CHAT)
         async with StreamClient(endpoint, 1) as client:
             r = await client.send(client.prepare(SPEC))
-            good = StreamClient(Endpoint(server.base_url, "good", api=Api.OPENAI_CHAT), 1)
+            good = StreamClient(Endpoint(server.base_url, "good", route=Route.OPENAI_CHAT), 1)
             good._session = client._session  # same pool
             ok = await good.send(good.prepare(SPEC))
     assert r.outcome is Outcome.ERROR and r.http_status == 500
@@ -177,7 +171,7 @@ async def test_close_delimited_body_and_error_event() -> None:
                          Write(sse({"error": {"message": "engine died", "code": 500}})))),
     }
     async with ScriptedServer(scripts) as server:
-        closed = await send(server, "close", api=Api.OPENAI_COMPLETIONS)
+        closed = await send(server, "close", route=Route.OPENAI_COMPLETIONS)
         errored = await send(server, "error")
     assert closed.outcome is Outcome.OK and closed.text == "hi"
     assert closed.output_tokens_source is TokenSource.CHUNKS
@@ -197,12 +191,12 @@ async def test_output_tokens_without_usage_come_from_chunks_then_tokenizer() -> 
 
 
 @pytest.mark.timing
-@pytest.mark.parametrize("api", [Api.OLLAMA_GENERATE, Api.OLLAMA_CHAT])
-async def test_ollama_ndjson(api: Api, loop_lag: LoopLag) -> None:
+@pytest.mark.parametrize("route", [Route.OLLAMA_GENERATE, Route.OLLAMA_CHAT])
+async def test_ollama_ndjson(route: Route, loop_lag: LoopLag) -> None:
     script = timed_ollama(["Hel", "lo", " ✓"], ttft=0.030, gap=0.010,
-                          chat=api is Api.OLLAMA_CHAT)
+                          chat=route is Route.OLLAMA_CHAT)
     async with ScriptedServer({"m": script}) as server:
-        r = await send(server, "m", api=api, ignore_eos=True)
+        r = await send(server, "m", route=route, ignore_eos=True)
     assert r.outcome is Outcome.OK, r.error
     assert r.text == "Hello ✓" and len(r.chunk_ns) == 3
     assert (r.output_tokens, r.output_tokens_source) == (3, TokenSource.USAGE)
@@ -210,7 +204,7 @@ async def test_ollama_ndjson(api: Api, loop_lag: LoopLag) -> None:
     assert_within(request_metrics(r).ttft_ms, 30, loop_lag, r.start_ns, r.chunk_ns[0])
     served = server.requests[0]
     assert_stamped_at_arrival(r.chunk_ns, served.write_ns[:3], loop_lag)
-    assert served.path == api.path
+    assert served.path == route.path
     assert served.body["options"] == {"num_predict": 8}
     assert "ignore_eos" not in served.body and "stream_options" not in served.body
 
@@ -218,13 +212,13 @@ async def test_ollama_ndjson(api: Api, loop_lag: LoopLag) -> None:
 async def test_ollama_stream_without_done_line_is_incomplete() -> None:
     script = timed_ollama(["a"], ttft=0, gap=0, chat=False, done=False)
     async with ScriptedServer({"m": script}) as server:
-        r = await send(server, "m", api=Api.OLLAMA_GENERATE)
+        r = await send(server, "m", route=Route.OLLAMA_GENERATE)
     assert r.outcome is Outcome.INCOMPLETE
 
 
 async def test_request_body_and_headers() -> None:
     async with ScriptedServer({"m": timed_chat(["x"], ttft=0, gap=0)}) as server:
-        endpoint = Endpoint(server.base_url, "m", api=Api.OPENAI_COMPLETIONS, ignore_eos=True,
+        endpoint = Endpoint(server.base_url, "m", route=Route.OPENAI_COMPLETIONS, ignore_eos=True,
                             temperature=0.0, api_key="sk-test",
                             extra_body={"top_k": 1})
         async with StreamClient(endpoint, 1, send_request_id=True) as client:
@@ -237,18 +231,18 @@ async def test_request_body_and_headers() -> None:
     assert served.headers["x-request-id"] == "kitt-42"
     assert served.headers["authorization"] == "Bearer sk-test"
     assert served.headers["accept-encoding"] == "identity"
-    chat = request_body(Endpoint("http://x", "m", api=Api.OPENAI_CHAT), SPEC)
+    chat = request_body(Endpoint("http://x", "m", route=Route.OPENAI_CHAT), SPEC)
     assert chat["messages"] == [{"role": "user", "content": "Say something"}]
 
 
 def test_tgi_generate_stream_body() -> None:
-    tgi = Endpoint("http://x", "m", api=Api.TGI_GENERATE_STREAM, ignore_eos=True,
+    tgi = Endpoint("http://x", "m", route=Route.TGI_GENERATE_STREAM, ignore_eos=True,
                    temperature=0.0)
     assert tgi.url == "http://x/generate_stream"
     # Greedy (temperature 0 or none): no do_sample/temperature, which TGI would reject.
     assert request_body(tgi, SPEC) == {"inputs": "Say something", "stream": True,
                                        "parameters": {"max_new_tokens": 8, "details": True}}
-    warm = Endpoint("http://x", "m", api=Api.TGI_GENERATE_STREAM, temperature=0.7)
+    warm = Endpoint("http://x", "m", route=Route.TGI_GENERATE_STREAM, temperature=0.7)
     assert request_body(warm, SPEC)["parameters"] == {
         "max_new_tokens": 8, "details": True, "do_sample": True, "temperature": 0.7}
 
@@ -278,7 +272,7 @@ async def test_very_long_stream() -> None:
 
 async def test_one_connection_serves_sequential_requests() -> None:
     async with ScriptedServer({"m": timed_chat(["a", "b"], ttft=0, gap=0)}) as server:
-        endpoint = Endpoint(server.base_url, "m", api=Api.OPENAI_CHAT)
+        endpoint = Endpoint(server.base_url, "m", route=Route.OPENAI_CHAT)
         async with StreamClient(endpoint, 8) as c:
             records = [await c.send(c.prepare(SPEC), i) for i in range(20)]
     assert all(r.outcome is Outcome.OK for r in records)
@@ -288,7 +282,7 @@ async def test_one_connection_serves_sequential_requests() -> None:
 async def test_cancelled_request_is_recorded_as_incomplete() -> None:
     script = Script((Write(sse(chat_chunk("a"))), Sleep(5), Write(DONE)))
     async with ScriptedServer({"m": script}) as server:
-        endpoint = Endpoint(server.base_url, "m", api=Api.OPENAI_CHAT)
+        endpoint = Endpoint(server.base_url, "m", route=Route.OPENAI_CHAT)
         async with StreamClient(endpoint, 1) as c:
             task = asyncio.create_task(c.send(c.prepare(SPEC), 3))
             while not server.requests or not server.requests[0].write_ns:
@@ -305,7 +299,7 @@ async def test_cancelled_request_is_recorded_as_incomplete() -> None:
 async def test_timeout_mid_stream_is_incomplete() -> None:
     script = Script((Write(sse(chat_chunk("a"))), Sleep(5), Write(DONE)))
     async with ScriptedServer({"m": script}) as server:
-        endpoint = Endpoint(server.base_url, "m", api=Api.OPENAI_CHAT)
+        endpoint = Endpoint(server.base_url, "m", route=Route.OPENAI_CHAT)
         async with StreamClient(endpoint, 1, timeout_s=0.2) as client:
             r = await client.send(client.prepare(SPEC))
     assert r.outcome is Outcome.INCOMPLETE
@@ -349,7 +343,7 @@ async def late_reader_scenario(monkeypatch: pytest.MonkeyPatch,
     script = Script((Sleep(0.010), Write(sse(chat_chunk("a"))), Sleep(0.030),
                      Write(sse(chat_chunk("b")) + DONE)))
     async with ScriptedServer({"m": script}) as server:
-        endpoint = Endpoint(server.base_url, "m", api=Api.OPENAI_CHAT)
+        endpoint = Endpoint(server.base_url, "m", route=Route.OPENAI_CHAT)
         async with StreamClient(endpoint, 1) as client:
             assert client.arrival_stamps is hooked
             r = await client.send(client.prepare(SPEC))

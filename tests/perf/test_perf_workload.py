@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import json
 import statistics
-import threading
-from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
 
-from kitt_bench_perf.tokenizer import EngineTokenizer, HFTokenizer, Tokenizer, TokenizerError
+from kitt import Tokenizer, TokenizerError
+from kitt_bench_perf.tokenizer import HFTokenizer
 from kitt_bench_perf.workload import (
     LengthDist,
     RequestSpec,
@@ -133,57 +130,3 @@ def test_jsonl_errors_name_file_and_line(tmp_path: Path, text: str, message: str
 def test_jsonl_missing_file(tmp_path: Path) -> None:
     with pytest.raises(WorkloadError, match="cannot read"):
         load_jsonl(tmp_path / "nope.jsonl")
-
-
-class _TokenizeHandler(BaseHTTPRequestHandler):
-    flavor = "vllm"
-
-    def do_POST(self) -> None:
-        body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-        type(self).last_body = body
-        if self.path == "/tokenize":
-            text = body["prompt"] if self.flavor == "vllm" else body["content"]
-            reply = {"tokens": [ord(c) for c in text]}
-        elif self.path == "/detokenize":
-            text = "".join(map(chr, body["tokens"]))
-            reply = {"prompt": text} if self.flavor == "vllm" else {"content": text}
-        else:
-            self.send_response(404)
-            self.end_headers()
-            self.wfile.write(b'{"detail": "Not Found"}')
-            return
-        data = json.dumps(reply).encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(data)))
-        self.end_headers()
-        self.wfile.write(data)
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-@pytest.fixture
-def tokenize_server() -> Iterator[ThreadingHTTPServer]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _TokenizeHandler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.mark.parametrize("flavor", ["vllm", "llamacpp"])
-def test_engine_tokenizer(tokenize_server: ThreadingHTTPServer, flavor: str) -> None:
-    _TokenizeHandler.flavor = flavor
-    tok = EngineTokenizer(f"http://127.0.0.1:{tokenize_server.server_port}", model="m")
-    assert tok.encode("héllo") == [ord(c) for c in "héllo"]
-    assert _TokenizeHandler.last_body["add_special_tokens"] is False
-    assert tok.decode([104, 105]) == "hi"
-    specs = synthetic_requests(tok, 3, LengthDist(20), LengthDist(4))
-    assert [s.input_tokens for s in specs] == [20, 20, 20]
-
-
-def test_engine_tokenizer_errors(tokenize_server: ThreadingHTTPServer) -> None:
-    tok = EngineTokenizer(f"http://127.0.0.1:{tokenize_server.server_port}/nope")
-    with pytest.raises(TokenizerError, match="HTTP 404"):
-        tok.encode("x")

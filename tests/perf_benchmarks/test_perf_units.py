@@ -11,7 +11,7 @@ import time
 import cattrs
 import pytest
 
-from kitt.converter import structure
+from kitt._util.converter import structure
 from kitt_bench_perf.benchmarks.params import (
     LongContextParams,
     SweepParams,
@@ -43,7 +43,7 @@ def test_generate_stream_is_refused_for_engines_other_than_tgi(api, tmp_path):
     from kitt import plugins
     from kitt.benchmark import BenchmarkContext, Target
     from kitt.errors import BadInput
-    from kitt.model import Fingerprint
+    from kitt.records import Fingerprint
 
     benchmark = plugins.benchmarks()["throughput"]
     params = structure({"endpoint": "generate_stream", "requests": 1}, benchmark.Params)
@@ -55,14 +55,14 @@ def test_generate_stream_is_refused_for_engines_other_than_tgi(api, tmp_path):
 
 
 def test_endpoint_for_picks_tgis_native_api_only_when_asked():
+    from kitt import Route
     from kitt.benchmark import Target
     from kitt_bench_perf.benchmarks.common import endpoint_for
-    from kitt_bench_perf.client import Api
 
     tgi = Target("http://127.0.0.1:9", "m", "tgi")
-    assert endpoint_for(tgi, "completions").api is Api.OPENAI_CHAT  # the default
-    assert endpoint_for(tgi, "chat").api is Api.OPENAI_CHAT
-    assert endpoint_for(tgi, "generate_stream").api is Api.TGI_GENERATE_STREAM
+    assert endpoint_for(tgi, "completions").route is Route.OPENAI_CHAT  # the default
+    assert endpoint_for(tgi, "chat").route is Route.OPENAI_CHAT
+    assert endpoint_for(tgi, "generate_stream").route is Route.TGI_GENERATE_STREAM
 
 
 def test_stabilization_rule():

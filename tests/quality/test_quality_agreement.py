@@ -8,16 +8,8 @@ import json
 import math
 
 import pytest
-from lmevalcli import run_cli, write_tasks
-from qualitytest import (  # noqa: F401 (fixtures)
-    DATASETS,
-    llama_cpp_python,
-    llama_server,
-    make_context,
-    params,
-    tiny_model,
-    vllm_server,
-)
+from support.lmevalcli import run_cli, write_tasks
+from support.quality import DATASETS, make_context, params
 
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
@@ -82,7 +74,7 @@ LOGLIKELIHOOD_CASES = {
 
 
 @pytest.mark.parametrize("name", sorted(LOGLIKELIHOOD_CASES))
-def test_loglikelihood_agrees_with_lm_eval_cli(name, llama_cpp_python, tmp_path):  # noqa: F811
+def test_loglikelihood_agrees_with_lm_eval_cli(name, llama_cpp_python, tmp_path):
     server = llama_cpp_python
     tasks = write_tasks(name, tmp_path / "tasks")
     ref_results, ref_samples = run_cli(server.base_url, server.model, server.hf_dir, tasks,
@@ -100,7 +92,7 @@ def test_loglikelihood_agrees_with_lm_eval_cli(name, llama_cpp_python, tmp_path)
         assert math.isclose(overall, sum(accs) / len(accs), rel_tol=1e-12)
 
 
-def test_gsm8k_generative_agrees_with_lm_eval_cli(llama_server, tmp_path):  # noqa: F811
+def test_gsm8k_generative_agrees_with_lm_eval_cli(llama_server, tmp_path):
     server = llama_server
     tasks = write_tasks("gsm8k", tmp_path / "tasks")
     ref_results, ref_samples = run_cli(server.base_url, server.model, server.hf_dir, tasks,
@@ -117,7 +109,7 @@ def test_gsm8k_generative_agrees_with_lm_eval_cli(llama_server, tmp_path):  # no
         ("exact_match,flexible-extract", "exact_match_flexible")]})
 
 
-def test_mmlu_generative_agrees_with_lm_eval_cli(llama_server, tmp_path):  # noqa: F811
+def test_mmlu_generative_agrees_with_lm_eval_cli(llama_server, tmp_path):
     server = llama_server
     tasks = write_tasks("mmlu", tmp_path / "tasks", mode="generative")
     ref_results, ref_samples = run_cli(server.base_url, server.model, server.hf_dir, tasks,
@@ -135,7 +127,7 @@ def test_mmlu_generative_agrees_with_lm_eval_cli(llama_server, tmp_path):  # noq
 
 @pytest.mark.vllm
 @pytest.mark.parametrize("name", ["mmlu", "hellaswag"])
-def test_vllm_loglikelihood_agrees_with_lm_eval_cli(name, vllm_server, tmp_path):  # noqa: F811
+def test_vllm_loglikelihood_agrees_with_lm_eval_cli(name, vllm_server, tmp_path):
     """vLLM takes token-id prompts: KITT detects it and, like lm-eval's default
     (`tokenized_requests=True`), sends token ids."""
     server = vllm_server

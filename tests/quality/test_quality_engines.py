@@ -7,15 +7,7 @@ import json
 import textwrap
 
 import pytest
-from qualitytest import (  # noqa: F401 (fixtures)
-    DATASETS,
-    llama_cpp_python,
-    llama_server,
-    make_context,
-    params,
-    tiny_model,
-    vllm_server,
-)
+from support.quality import DATASETS, make_context, params
 
 from kitt.errors import BadInput
 
@@ -34,7 +26,7 @@ def _metric(measurement, name):
 
 # ---------------------------------------------------------------------------- llama-server
 
-def test_forced_loglikelihood_fails_clearly_on_llama_server(llama_server, tmp_path):  # noqa: F811
+def test_forced_loglikelihood_fails_clearly_on_llama_server(llama_server, tmp_path):
     bench = _bench("mmlu")
     with pytest.raises(BadInput) as info:
         bench.run(make_context(llama_server, tmp_path),
@@ -44,7 +36,7 @@ def test_forced_loglikelihood_fails_clearly_on_llama_server(llama_server, tmp_pa
 
 
 @pytest.mark.parametrize("name", ["mmlu", "truthfulqa", "hellaswag"])
-def test_auto_chooses_generative_on_llama_server(name, llama_server, tmp_path):  # noqa: F811
+def test_auto_chooses_generative_on_llama_server(name, llama_server, tmp_path):
     bench = _bench(name)
     seen = []
     measurement = bench.run(
@@ -61,7 +53,7 @@ def test_auto_chooses_generative_on_llama_server(name, llama_server, tmp_path): 
     assert all(json.loads(item.output)["text"] for item in measurement.items)
 
 
-def test_gsm8k_chat_template_and_settings_recorded(llama_server, tmp_path):  # noqa: F811
+def test_gsm8k_chat_template_and_settings_recorded(llama_server, tmp_path):
     bench = _bench("gsm8k")
     measurement = bench.run(make_context(llama_server, tmp_path, model_path=llama_server.hf_dir),
                             params(bench, dataset=str(DATASETS / "gsm8k"), max_tokens=16,
@@ -76,7 +68,7 @@ def test_gsm8k_chat_template_and_settings_recorded(llama_server, tmp_path):  # n
     assert {"exact_match_strict", "exact_match_strict_stderr", "exact_match_flexible"} <= names
 
 
-def test_custom_generative_eval_on_llama_server(llama_server, tmp_path):  # noqa: F811
+def test_custom_generative_eval_on_llama_server(llama_server, tmp_path):
     from kitt_bench_quality.custom import CustomBenchmark, load
 
     (tmp_path / "qa.jsonl").write_text("".join(
@@ -101,13 +93,13 @@ def test_custom_generative_eval_on_llama_server(llama_server, tmp_path):  # noqa
 
 # ---------------------------------------------------------------------------- llama-cpp-python
 
-def test_mmlu_loglikelihood_breakdowns_and_sample(llama_cpp_python, tmp_path):  # noqa: F811
+def test_mmlu_loglikelihood_breakdowns_and_sample(llama_cpp_python, tmp_path):
     bench = _bench("mmlu")
     measurement = bench.run(make_context(llama_cpp_python, tmp_path),
                             params(bench, dataset=str(DATASETS / "mmlu"), limit=6, seed=3))
     assert measurement.details["scoring_mode"] == "loglikelihood"
     assert len(measurement.items) == 6
-    from kitt.converter import to_json
+    from kitt._util.converter import to_json
 
     to_json(measurement)  # plain JSON all the way down (NaN would raise)
     ids = sorted(item.item_id for item in measurement.items)
@@ -126,7 +118,7 @@ def test_mmlu_loglikelihood_breakdowns_and_sample(llama_cpp_python, tmp_path):  
                                 == " ABCD".index(item.target.strip()) - 1)
 
 
-def test_engine_tokenizer_matches_model_folder(llama_cpp_python, tmp_path):  # noqa: F811
+def test_engine_tokenizer_matches_model_folder(llama_cpp_python, tmp_path):
     bench = _bench("hellaswag")
     by_folder = bench.run(make_context(llama_cpp_python, tmp_path / "a"),
                           params(bench, dataset=str(DATASETS / "hellaswag"), concurrency=1))
@@ -138,7 +130,7 @@ def test_engine_tokenizer_matches_model_folder(llama_cpp_python, tmp_path):  # n
     assert _metric(by_engine, "acc_norm") == _metric(by_folder, "acc_norm")
 
 
-def test_interrupted_run_resumes_without_redoing_items(llama_cpp_python, tmp_path):  # noqa: F811
+def test_interrupted_run_resumes_without_redoing_items(llama_cpp_python, tmp_path):
     bench = _bench("hellaswag")
     settings = {"dataset": str(DATASETS / "hellaswag"), "concurrency": 1}
     reference = bench.run(make_context(llama_cpp_python, tmp_path / "ref"),
@@ -167,7 +159,7 @@ def test_interrupted_run_resumes_without_redoing_items(llama_cpp_python, tmp_pat
     assert other.details["reused_requests"] == 0
 
 
-def test_custom_multiple_choice_and_lm_eval_yaml(llama_cpp_python, tmp_path):  # noqa: F811
+def test_custom_multiple_choice_and_lm_eval_yaml(llama_cpp_python, tmp_path):
     from kitt_bench_quality.custom import CustomBenchmark, load
 
     mmlu_test = DATASETS / "mmlu" / "test.jsonl"
@@ -206,7 +198,7 @@ def test_custom_multiple_choice_and_lm_eval_yaml(llama_cpp_python, tmp_path):  #
 
 
 @pytest.mark.vllm
-def test_vllm_truthfulqa_with_engine_tokenizer(vllm_server, tmp_path):  # noqa: F811
+def test_vllm_truthfulqa_with_engine_tokenizer(vllm_server, tmp_path):
     bench = _bench("truthfulqa")
     by_folder = bench.run(make_context(vllm_server, tmp_path / "a", model_path=vllm_server.hf_dir),
                           params(bench, dataset=str(DATASETS / "truthfulqa")))

@@ -10,14 +10,14 @@ import textwrap
 from pathlib import Path
 
 import pytest
-from conftest import run_kitt
-from qualitytest import DATASETS
+from support import run_kitt
+from support.quality import DATASETS
 
 from kitt.errors import BadInput
 
 
 def _params(cls, **values):
-    from kitt.converter import structure
+    from kitt._util.converter import structure
 
     return structure(values, cls.Params)
 
@@ -28,7 +28,7 @@ def test_kitt_help_imports_nothing_heavy():
     code = textwrap.dedent("""
         import sys
         from kitt import plugins
-        from kitt.cli import get_cli
+        from kitt._cli import get_cli
         get_cli()
         names = sorted(plugins.benchmarks())
         heavy = [m for m in ("lm_eval", "datasets", "transformers", "numpy", "pyarrow",
@@ -160,7 +160,7 @@ def test_kitt_test_new_and_list(tmp_path):
     rows = {row["name"]: row for row in json.loads(listed.stdout)}
     assert {"mmlu", "gsm8k", "truthfulqa", "hellaswag", "capitals", "broken"} <= set(rows)
     assert rows["capitals"]["valid"] and rows["capitals"]["plugin"] == "quality"
-    assert not rows["broken"]["valid"] and "broken.yaml:" in rows["broken"]["error"]
+    assert not rows["broken"]["valid"] and "broken.yaml:" in rows["broken"]["problem"]
     table = run_kitt("test", "list", env=env)
     assert "capitals" in table.stdout and "INVALID" in table.stdout
 
@@ -266,7 +266,7 @@ def test_seeded_sample_is_seeded_not_first_n(tmp_path):
 def test_offline_and_not_cached_says_how_to_use_local_files(tmp_path):
     code = textwrap.dedent("""
         from pathlib import Path
-        from kitt.converter import structure
+        from kitt._util.converter import structure
         from kitt.errors import BadInput
         from kitt_bench_quality import runner
         from kitt_bench_quality.benchmarks import GSM8K

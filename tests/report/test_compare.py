@@ -8,21 +8,13 @@ import statistics
 
 import attrs
 import pytest
-from reportfixtures import make_run
+from support.runs import make_run
 
-from kitt.compare import (
-    Rule,
-    Stats,
-    Threshold,
-    Thresholds,
-    compare_runs,
-    infer_better,
-    judge,
-    metric_values,
-    result_keys,
-)
+from kitt._compare.compare import compare_runs, judge, metric_values, result_keys
+from kitt._compare.statistics import Stats
+from kitt._compare.thresholds import Rule, Threshold, Thresholds
 from kitt.errors import BadInput
-from kitt.model import BenchmarkResult, Metric
+from kitt.records import BenchmarkResult, Metric
 
 
 def test_stats_match_the_statistics_module():
@@ -42,30 +34,45 @@ def test_stats_of_one_value_and_of_a_zero_mean():
     assert zero.stddev == pytest.approx(math.sqrt(2)) and zero.cv is None
 
 
-@pytest.mark.parametrize(("metric", "unit", "better"), [
-    ("ttft_p99", "ms", "lower"),
-    ("e2e_mean", "ms", "lower"),
-    ("window", "s", "none"),
-    ("output_tokens_per_s", "tokens/s", "higher"),
-    ("requests_per_s", "req/s", "higher"),
-    ("peak_memory", "MiB", "lower"),
-    ("acc", "", "higher"),
-    ("acc_norm", "", "higher"),
-    ("exact_match_strict", "", "higher"),
-    ("mc2", "", "higher"),
-    ("acc_stderr", "", "none"),
-    ("n_items", "", "none"),
-    ("error_rate", "", "lower"),
-    ("errored", "", "lower"),
-    ("ttft_std", "ms", "lower"),
-    ("request_output_tokens_per_s_std", "tokens/s", "lower"),
-    ("accuracy", "%", "higher"),
-    ("latency", "", "lower"),
-    ("output_tokens_mean", "tokens", "none"),
-    ("something_else", "widgets", "none"),
-])
-def test_direction_comes_from_name_and_unit(metric, unit, better):
-    assert infer_better(metric, unit) == better
+def _run_with(run_id: str, *metrics: Metric, name: str = "throughput"):
+    return attrs.evolve(make_run(run_id, requests=10), results=(
+        BenchmarkResult(name, "1", 1, True, metrics=metrics),))
+
+
+def test_the_direction_is_the_one_the_benchmark_stated():
+    # `window_s` is a duration (unit s), yet its benchmark says neutral: never flagged,
+    # whatever a name or unit would suggest. Directions are read, never guessed.
+    base = _run_with("base", Metric("window_s", 10.0, "s", "neutral"),
+                     Metric("odd_name", 10.0, "widgets", "lower"))
+    worse = _run_with("worse", Metric("window_s", 20.0, "s", "neutral"),
+                      Metric("odd_name", 20.0, "widgets", "lower"))
+    rows = {row.metric: row for row in compare_runs([base, worse]).rows}
+    assert rows["window_s"].threshold.direction == "neutral"
+    assert rows["window_s"].flag == "ok"
+    assert rows["odd_name"].threshold.direction == "lower"
+    assert rows["odd_name"].flag == "critical"
+
+
+def test_runs_stored_without_directions_take_the_installed_benchmarks():
+    # Runs from before directions were recorded: the installed benchmark's declaration
+    # of the metric decides; a metric nobody declares is neutral.
+    legacy = [_run_with(run_id, Metric("ttft_ms_p99", value, "ms"),
+                        Metric("my_score", value, ""))
+              for run_id, value in (("old", 10.0), ("new", 20.0))]
+    rows = {row.metric: row for row in compare_runs(legacy).rows}
+    assert rows["ttft_ms_p99"].threshold.direction == "lower"
+    assert rows["ttft_ms_p99"].flag == "critical"
+    assert rows["my_score"].threshold.direction == "neutral"
+    assert rows["my_score"].flag == "ok"
+
+
+def test_a_direction_stated_by_any_run_applies_to_the_row():
+    old = _run_with("old", Metric("my_score", 0.5, ""))  # stored before directions
+    new = _run_with("new", Metric("my_score", 0.4, "", "higher"))
+    row = compare_runs([old, new]).rows[0]
+    assert row.threshold.direction == "higher" and row.flag == "critical"
+    restated = _run_with("newer", Metric("my_score", 0.5, "", "neutral"))
+    assert compare_runs([old, new, restated]).rows[0].threshold.direction == "neutral"
 
 
 def test_deltas_are_against_the_baseline_mean():
@@ -76,7 +83,7 @@ def test_deltas_are_against_the_baseline_mean():
     assert cell.flag == "warning"  # 9.9% worse: past 5, short of 10
 
 
-@pytest.mark.parametrize(("value", "better", "flag"), [
+@pytest.mark.parametrize(("value", "direction", "flag"), [
     (104.9, "lower", "ok"),
     (105.0, "lower", "warning"),
     (110.0, "lower", "critical"),
@@ -84,10 +91,10 @@ def test_deltas_are_against_the_baseline_mean():
     (95.0, "higher", "warning"),
     (89.0, "higher", "critical"),
     (150.0, "higher", "ok"),
-    (200.0, "none", "ok"),         # never flagged
+    (200.0, "neutral", "ok"),      # never flagged
 ])
-def test_flags_follow_the_bad_direction(value, better, flag):
-    cell = judge(Stats.of([100.0]), Stats.of([value]), Threshold(5, 10, better))
+def test_flags_follow_the_bad_direction(value, direction, flag):
+    cell = judge(Stats.of([100.0]), Stats.of([value]), Threshold(5, 10, direction))
     assert cell.flag == flag
 
 
@@ -109,12 +116,12 @@ def test_compare_runs_planted_regression():
     base, slow = make_run("base", requests=200), make_run("slow", scale=1.2, requests=200)
     comparison = compare_runs([base, slow])
     rows = {(row.benchmark, row.metric): row for row in comparison.rows}
-    ttft = rows[("throughput", "ttft_p99")]
+    ttft = rows[("throughput", "ttft_ms_p99")]
     assert ttft.cells[0].stats.n == 3  # three repetitions pooled per run
     assert ttft.cells[1].delta_pct == pytest.approx(20.0)
     assert ttft.flag == "critical"
     throughput = rows[("throughput", "output_tokens_per_s")]
-    assert throughput.threshold.better == "higher"
+    assert throughput.threshold.direction == "higher"
     assert throughput.cells[1].delta_pct < -10 and throughput.flag == "critical"
     assert rows[("mmlu", "acc_stderr")].flag == "ok"
     assert comparison.critical
@@ -127,8 +134,8 @@ def test_comparison_json_is_complete():
                                                                requests=50)]).to_dict()
     assert doc["baseline"] == "base"
     assert [run["id"] for run in doc["runs"]] == ["base", "slow"]
-    row = next(r for r in doc["rows"] if r["metric"] == "ttft_p99")
-    assert row["flag"] == "critical" and row["better"] == "lower"
+    row = next(r for r in doc["rows"] if r["metric"] == "ttft_ms_p99")
+    assert row["flag"] == "critical" and row["direction"] == "lower"
     assert row["values"][0]["stats"]["n"] == 3 and row["values"][0]["flag"] is None
     assert row["values"][1]["delta_pct"] == pytest.approx(20.0)
     assert doc["regressions"]["critical"] > 0
@@ -145,7 +152,8 @@ def test_benchmarks_with_different_params_in_one_run_are_kept_apart():
     assert result_keys(results) == ["throughput [load.concurrency=1]"] * 2 + [
         "throughput [load.concurrency=8]"] * 2
     run = attrs.evolve(make_run(requests=10), results=results)
-    assert metric_values(run.results) == {
+    values = metric_values(run.results)
+    assert {key: found.values for key, found in values.items()} == {
         ("throughput [load.concurrency=1]", "output_tokens_per_s", "tokens/s"): [100.0, 100.0],
         ("throughput [load.concurrency=8]", "output_tokens_per_s", "tokens/s"): [800.0, 800.0],
     }
@@ -154,7 +162,7 @@ def test_benchmarks_with_different_params_in_one_run_are_kept_apart():
 def test_metrics_only_in_later_runs_are_shown_unflagged():
     base = make_run("base", requests=20)
     extra = attrs.evolve(base, id="extra", results=(*base.results, BenchmarkResult(
-        "new", "1", 1, True, metrics=(Metric("ttft_p50", 5.0, "ms"),))))
+        "new", "1", 1, True, metrics=(Metric("ttft_ms_p50", 5.0, "ms", "lower"),))))
     rows = {r.benchmark: r for r in compare_runs([base, extra]).rows}
     assert rows["new"].cells[0].stats is None and rows["new"].flag is None
     reverse = {r.benchmark: r for r in compare_runs([extra, base]).rows}
@@ -164,14 +172,16 @@ def test_metrics_only_in_later_runs_are_shown_unflagged():
 def test_threshold_precedence_rule_then_command_line_then_file_defaults():
     thresholds = Thresholds(3, 6, (
         Rule("ttft_*", warn_pct=20, critical_pct=40),
-        Rule("throughput/ttft_p99", critical_pct=2),
-        Rule("acc*", better="none"),
+        Rule("throughput/ttft_ms_p99", critical_pct=2),
+        Rule("acc*", direction="neutral"),
     )).with_defaults(None, 8)
-    assert thresholds.for_metric("throughput", "ttft_p50", "ms") == Threshold(20, 40, "lower")
+    assert thresholds.for_metric("throughput", "ttft_ms_p50", "lower") == Threshold(
+        20, 40, "lower")
     # exact beats glob; a lone low critical pulls the warning level down with it
-    assert thresholds.for_metric("throughput", "ttft_p99", "ms") == Threshold(2, 2, "lower")
-    assert thresholds.for_metric("mmlu", "acc", "") == Threshold(3, 8, "none")
-    assert thresholds.for_metric("x", "e2e_p50", "ms") == Threshold(3, 8, "lower")
+    assert thresholds.for_metric("throughput", "ttft_ms_p99", "lower") == Threshold(
+        2, 2, "lower")
+    assert thresholds.for_metric("mmlu", "acc", "higher") == Threshold(3, 8, "neutral")
+    assert thresholds.for_metric("x", "e2e_ms_p50", "lower") == Threshold(3, 8, "lower")
 
 
 def test_command_line_thresholds_are_checked():

@@ -5,27 +5,25 @@ from __future__ import annotations
 import re
 import subprocess
 import sys
-from pathlib import Path
 from typing import Any
 
 import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
-from reportfixtures import make_run, memory_result, quality_results
+from support import subprocess_env
+from support.runs import make_run, memory_result, quality_results
+from support.strategies import runs as any_runs
 
-from kitt.converter import unstructure
-from kitt.model import BenchmarkResult, Metric, RequestSample
-from kitt.report import render_report
-from kitt.report.series import (
+from kitt._report import render_report
+from kitt._report.format import format_value
+from kitt._report.series import (
     memory_over_time,
     quality_scores,
     request_distribution,
     throughput_vs_concurrency,
 )
-from kitt.results import format_value
-
-sys.path.insert(0, str(Path(__file__).parents[1] / "core"))
-from test_model import runs as any_runs
+from kitt._util.converter import unstructure
+from kitt.records import BenchmarkResult, Metric, RequestSample
 
 ALL_PLOTS = ("e2e", "ttft", "itl", "throughput", "memory", "quality")
 
@@ -103,7 +101,7 @@ def test_several_runs_are_compared_and_overlaid():
 def test_series_extraction_accepts_the_documented_shapes():
     run = make_run(requests=50)
     sweep = throughput_vs_concurrency([run])
-    assert [(s.label, s.x) for s in sweep] == [("sweep", (1, 2, 4, 8, 16, 32))]
+    assert [(s.label, s.x) for s in sweep] == [("concurrency_sweep", (1, 2, 4, 8, 16, 32))]
     by_params = attrs.evolve(run, results=tuple(
         BenchmarkResult("load", "1", rep, True, params={"concurrency": c},
                         metrics=(Metric("output_tokens_per_s", 100.0 * c + rep, "tokens/s"),))
@@ -171,23 +169,22 @@ def test_a_few_thousand_requests_render_in_under_two_seconds():
     # machine measures the neighbours, not the renderer.
     code = (
         "import sys, time\n"
-        f"sys.path.insert(0, {str(Path(__file__).parent)!r})\n"
-        "from reportfixtures import make_run\n"
+        "from support.runs import make_run\n"
         "run = make_run(requests=1500, repeats=3)\n"
         "start = time.process_time()\n"
-        "from kitt.report import render_report\n"
+        "from kitt._report import render_report\n"
         "html = render_report([run])\n"
         "print(time.process_time() - start, len(html))\n"
     )
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
-                          check=True, timeout=120)
+                          check=True, timeout=120, env=subprocess_env())
     seconds, size = done.stdout.split()
     assert float(seconds) < 2.0, f"{seconds} s of CPU for 4500 requests"
     assert int(size) < 2_000_000
 
 
 def test_results_folder_gets_the_report(tmp_path, run):
-    from kitt.results import write_results
+    from kitt._run.results_folder import write_results
 
     write_results(run, tmp_path)
     page = (tmp_path / "report.html").read_text()
@@ -195,7 +192,7 @@ def test_results_folder_gets_the_report(tmp_path, run):
 
 
 def test_stderr_of_a_pattern_named_score_is_its_whisker_not_a_score():
-    from kitt.model import BenchmarkResult, Metric
+    from kitt.records import BenchmarkResult, Metric
 
     gsm8k = BenchmarkResult("gsm8k", "1", 1, True, metrics=(
         Metric("exact_match_strict", 0.25), Metric("exact_match_strict_stderr", 0.05)))

@@ -12,11 +12,11 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from browser import open_in_browser
-from reportfixtures import make_run
+from support.browser import open_in_browser
+from support.runs import make_run
 
-from kitt.report import render_report
-from kitt.results import format_value
+from kitt._report import render_report
+from kitt._report.format import format_value
 
 pytestmark = pytest.mark.slow
 
@@ -40,7 +40,7 @@ def test_single_run_report_renders_cleanly(tmp_path):
         assert plot["paths"] > 10, plot  # drawn shapes, not an empty frame
     cells = set(facts["cells"])
     perf = run.results[0]
-    for name in ("ttft_p99", "output_tokens_per_s", "e2e_p50"):
+    for name in ("ttft_ms_p99", "output_tokens_per_s", "e2e_ms_p50"):
         assert format_value(perf.metric(name).value) in cells, name
     assert "engine returned HTTP 500 on item 17" in cells
     assert not facts["overflowX"], "the page scrolls sideways at 1280 px"

@@ -7,11 +7,11 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import run_kitt
-from reportfixtures import make_run
+from support import run_kitt
+from support.runs import make_run
 
-from kitt.converter import to_json
-from kitt.storage import open_store
+from kitt._storage.open import open_store
+from kitt._util.converter import to_json
 
 BASE, AGAIN, SLOW = "a1b2c3d4e5f6", "b2c3d4e5f6a1", "c3d4e5f6a1b2"
 
@@ -33,7 +33,7 @@ def kitt(home: Path, *args: str):
 def test_equal_runs_compare_clean(home):
     done = kitt(home, "results", "compare", BASE, AGAIN[:6])  # a unique prefix is enough
     assert done.returncode == 0, done.stderr
-    assert "ttft_p99" in done.stdout and "output_tokens_per_s" in done.stdout
+    assert "ttft_ms_p99" in done.stdout and "output_tokens_per_s" in done.stdout
     assert f"vs baseline {BASE}: no regressions" in done.stdout
 
 
@@ -41,7 +41,7 @@ def test_a_planted_regression_exits_1_and_is_flagged_critical(home):
     done = kitt(home, "results", "compare", BASE, SLOW)
     assert done.returncode == 1, done.stderr
     flagged = [line for line in done.stdout.splitlines() if "CRITICAL" in line]
-    assert any("ttft_p99" in line and "+25.00%" in line for line in flagged), done.stdout
+    assert any("ttft_ms_p99" in line and "+25.00%" in line for line in flagged), done.stdout
     assert any("output_tokens_per_s" in line for line in flagged)
     assert "critical" in done.stdout.splitlines()[-1]
 
@@ -52,7 +52,7 @@ def test_json_output(home):
     doc = json.loads(done.stdout)
     assert doc["baseline"] == BASE and [r["id"] for r in doc["runs"]] == [BASE, SLOW, AGAIN]
     rows = {(r["benchmark"], r["metric"]): r for r in doc["rows"]}
-    ttft = rows[("throughput", "ttft_p99")]
+    ttft = rows[("throughput", "ttft_ms_p99")]
     assert [v["flag"] for v in ttft["values"]] == [None, "critical", "ok"]
     assert ttft["values"][1]["delta_pct"] == pytest.approx(25.0)
     assert ttft["values"][0]["stats"]["n"] == 3 and ttft["values"][0]["stats"]["cv"] > 0
@@ -64,13 +64,13 @@ def test_thresholds_from_options_and_file(home, tmp_path):
     assert lenient.returncode == 0, lenient.stdout
     assert "CRITICAL" not in lenient.stdout
     thresholds = tmp_path / "thresholds.yaml"
-    thresholds.write_text("warn: 30\ncritical: 60\nmetrics:\n  ttft_p99:\n    critical: 20\n")
+    thresholds.write_text("warn: 30\ncritical: 60\nmetrics:\n  ttft_ms_p99:\n    critical: 20\n")
     strict_ttft = kitt(home, "results", "compare", "--json", "--thresholds", str(thresholds),
                        BASE, SLOW)
     assert strict_ttft.returncode == 1
     critical = {r["metric"] for r in json.loads(strict_ttft.stdout)["rows"]
                 if r["flag"] == "critical"}
-    assert critical == {"ttft_p99"}
+    assert critical == {"ttft_ms_p99"}
 
 
 def test_bad_input_exits_2(home, tmp_path):
@@ -80,9 +80,10 @@ def test_bad_input_exits_2(home, tmp_path):
     alone = kitt(home, "results", "compare", BASE)
     assert alone.returncode == 2 and "at least two runs" in alone.stderr
     bad = tmp_path / "bad.yaml"
-    bad.write_text("warn: 5\nmetrics:\n  ttft_p99:\n    better: sideways\n")
+    bad.write_text("warn: 5\nmetrics:\n  ttft_ms_p99:\n    direction: sideways\n")
     broken = kitt(home, "results", "compare", "--thresholds", str(bad), BASE, SLOW)
-    assert broken.returncode == 2 and f"{bad}:4: field 'metrics.ttft_p99.better'" in broken.stderr
+    assert broken.returncode == 2
+    assert f"{bad}:4: field 'metrics.ttft_ms_p99.direction'" in broken.stderr
     inverted = kitt(home, "results", "compare", "--warn", "20", "--critical", "10", BASE, SLOW)
     assert inverted.returncode == 2 and "above --critical" in inverted.stderr
     no_store = run_kitt("results", "compare", BASE, SLOW,

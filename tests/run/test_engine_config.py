@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from kitt.engine_config import ConfigLayer, load_config_file, load_profile, merge
+from kitt._engines.config import ConfigLayer, load_config_file, load_profile, merge
 from kitt.errors import BadInput
-from kitt.model import EngineConfig
+from kitt.records import EngineConfig
 
 
 def test_profile_then_config_then_command_line(tmp_path, monkeypatch):

@@ -6,11 +6,11 @@ from __future__ import annotations
 import time
 
 import pytest
-from conftest import free_port, require, run_kitt
-from reduced import reduced_standard
+from support import free_port, require, run_kitt
+from support.suites import reduced_standard
 
-from kitt.converter import from_json
-from kitt.model import Run
+from kitt._util.converter import from_json
+from kitt.records import Run
 
 pytestmark = [pytest.mark.docker, pytest.mark.engine]
 IMAGE = "kitt-test/llama-server:local"
@@ -25,7 +25,7 @@ def docker_image():
         client.ping()
     except Exception as exc:
         require("docker", False, f"no Docker daemon: {exc}")
-    from kitt.runtime.rootfs import import_binary_image
+    from kitt._engines.rootfs import import_binary_image
     from kitt_engine_llamacpp import LlamaServer
 
     binary = LlamaServer().find_native_binary({})
@@ -37,7 +37,7 @@ def docker_image():
 def test_docker_run_stores_results_and_removes_its_container(docker_image, tmp_path):
     """The reduced standard suite through the Docker runtime: quality, throughput, latency,
     container memory from the Docker API, warmup."""
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
 
     model = write_tiny_model(tmp_path / "model").gguf_path
     config = tmp_path / "engine.yaml"
@@ -57,7 +57,7 @@ def test_docker_run_stores_results_and_removes_its_container(docker_image, tmp_p
     memory = next(r for r in run.results if r.name == "memory_usage")
     assert memory.metric("container_memory_peak_mib").value > 0  # sampled via the Docker API
     assert "llama" in (out / "engine.log").read_text().lower()
-    from kitt.runtime.docker import LABEL_RUN
+    from kitt._engines.docker import LABEL_RUN
 
     label = {"label": f"{LABEL_RUN}={run.id}"}
     assert docker_image.containers.list(all=True, filters=label) == []

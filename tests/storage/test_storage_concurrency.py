@@ -7,17 +7,17 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
-from storefixtures import assert_same_aggregates, make_run, store_url  # noqa: F401
+from support import subprocess_env, wait_until
+from support.stores import assert_same_aggregates, make_run
 
 from kitt import BadInput
-from kitt.compare import metric_values
-from kitt.storage import GROUP_KEYS, open_store
-from kitt.storage import aggregate as aggmod
-from kitt.storage.api import EVERY_RUN
+from kitt._compare.compare import metric_values
+from kitt._storage import aggregate as aggmod
+from kitt._storage.contract import EVERY_RUN, GROUP_KEYS
+from kitt._storage.open import open_store
 
 WORKER = Path(__file__).with_name("storeworker.py")
 WRITERS = 8
@@ -26,16 +26,22 @@ RUNS_EACH = 50
 
 def _spawn(*args: str) -> subprocess.Popen:
     return subprocess.Popen([sys.executable, str(WORKER), *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, cwd=WORKER.parent)
+                            stderr=subprocess.PIPE, text=True, cwd=WORKER.parent,
+                            env=subprocess_env())
 
 
 @pytest.mark.slow
-def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_url, tmp_path):  # noqa: F811
+def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_url, tmp_path):
     open_store(store_url).close()  # created once; the writers race on data, not on DDL
     go = tmp_path / "go"
     workers = [_spawn("write", store_url, str(w), str(RUNS_EACH), str(go))
                for w in range(WRITERS)]
-    time.sleep(1.0)  # let them all import and connect
+
+    def all_connected() -> bool:  # each writer says so with a file, then waits for "go"
+        assert all(worker.poll() is None for worker in workers), "a writer died early"
+        return all((tmp_path / f"go.ready-{w}").exists() for w in range(WRITERS))
+
+    wait_until(all_connected, timeout=120, what="every writer to connect")
     go.write_text("go")
     for worker in workers:
         _, err = worker.communicate(timeout=600)
@@ -67,15 +73,16 @@ def test_eight_concurrent_writers_lose_and_duplicate_nothing(store_url, tmp_path
 
 
 @pytest.mark.slow
-def test_a_writer_killed_mid_transaction_leaves_the_store_consistent(store_url, tmp_path):  # noqa: F811
+def test_a_writer_killed_mid_transaction_leaves_the_store_consistent(store_url, tmp_path):
     open_store(store_url).close()
     ready = tmp_path / "ready"
     writer = _spawn("crash", store_url, str(ready))
-    deadline = time.monotonic() + 120
-    while not ready.exists():
+
+    def in_transaction() -> bool:
         assert writer.poll() is None, writer.communicate()[1]
-        assert time.monotonic() < deadline, "the writer never reached its transaction"
-        time.sleep(0.05)
+        return ready.exists()
+
+    wait_until(in_transaction, timeout=120, what="the writer to reach its transaction")
     os.kill(writer.pid, signal.SIGKILL)
     writer.wait(timeout=30)
     with open_store(store_url) as store:

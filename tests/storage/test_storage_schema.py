@@ -5,18 +5,14 @@ from __future__ import annotations
 
 import attrs
 import pytest
-from storefixtures import (  # noqa: F401
-    assert_same_aggregates,
-    make_run,
-    raw_store,
-    save_before_v3,
-    store_url,
-)
+from support.stores import assert_same_aggregates, drop_schema, make_run, raw_store, save_as_of
 
 from kitt import BadInput, StorageBackend, hookimpl, plugins
-from kitt.compare import metric_values
-from kitt.storage import GROUP_KEYS, RunFilter, open_store, schema
-from kitt.storage import aggregate as aggmod
+from kitt._compare.compare import metric_values
+from kitt._storage import aggregate as aggmod
+from kitt._storage import schema
+from kitt._storage.contract import GROUP_KEYS, RunFilter
+from kitt._storage.open import open_store
 
 # Parameters the v3 backfill must copy exactly: JSONB would change 1e300 and -0.0.
 SWEEP = {"load": {"concurrency": 8, "ramp": [1, 2.5]}, "big": 1e300, "neg_zero": -0.0,
@@ -32,19 +28,18 @@ def _fixture_runs():
               for i in range(5, 110))]
 
 
-def _fresh_schema(store_url) -> dict[str, str]:  # noqa: F811
+def _fresh_schema(store_url) -> dict[str, str]:
     with open_store(store_url) as store:
         return store.schema_objects()
 
 
 @pytest.mark.parametrize("start", range(schema.LATEST))
-def test_migrating_from_each_earlier_version_gives_the_fresh_schema(store_url, start):  # noqa: F811
+def test_migrating_from_each_earlier_version_gives_the_fresh_schema(store_url, start):
     with raw_store(store_url) as store:
         assert store.migrate(target=start) == list(range(1, start + 1))
         if start >= 1:
-            # The rows KITT wrote at `start` (v1 and v2 differ only by an index). A later
-            # migration that changes tables again needs a writer of that version here.
-            save_before_v3(store, _fixture_runs())
+            # The rows KITT wrote at `start`.
+            save_as_of(store, _fixture_runs(), start)
     if start >= 1:
         with pytest.raises(BadInput, match="kitt storage migrate"):
             open_store(store_url)
@@ -65,8 +60,6 @@ def test_migrating_from_each_earlier_version_gives_the_fresh_schema(store_url, s
         fresh_url = store_url.replace("karr.db", "fresh.db")
         assert _fresh_schema(fresh_url) == migrated
     else:
-        from storefixtures import drop_schema
-
         fresh_url = store_url.replace("schema=", "schema=f")
         try:
             assert _fresh_schema(fresh_url) == migrated
@@ -101,7 +94,7 @@ def test_every_dialect_has_every_version():
 def test_a_third_backend_can_be_added_by_a_plugin(tmp_path):
     """A plugin claiming a new URL scheme is picked by open_store; here it keeps an SQLite
     file under a `memo://NAME` URL."""
-    from kitt.storage.sqlite import SQLiteStore
+    from kitt._storage.sqlite import SQLiteStore
 
     class MemoBackend(StorageBackend):
         name = "memo"

@@ -10,13 +10,14 @@ import attrs
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from storefixtures import T0, any_runs, make_run, store, store_url  # noqa: F401
+from support.stores import T0, any_runs, make_run
 
 from kitt import BadInput, Metric
-from kitt.compare import compare_runs, compare_stored, metric_values
-from kitt.converter import to_json
-from kitt.storage import RunFilter, open_store
-from kitt.storage.api import EVERY_RUN
+from kitt._compare.compare import compare_runs, compare_stored, metric_values
+from kitt._storage import transfer
+from kitt._storage.contract import EVERY_RUN, RunFilter
+from kitt._storage.open import open_store
+from kitt._util.converter import to_json
 
 fixture_settings = settings(max_examples=30, deadline=None,
                             suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -24,13 +25,13 @@ fixture_settings = settings(max_examples=30, deadline=None,
 
 @fixture_settings
 @given(run=any_runs)
-def test_get_run_returns_exactly_the_run_saved(store, run):  # noqa: F811
+def test_get_run_returns_exactly_the_run_saved(store, run):
     store.save_run(run)
     assert store.get_run(run.id) == run
     assert to_json(store.get_run(run.id)) == to_json(run)
 
 
-def test_saving_the_same_id_again_replaces_it_whole(store):  # noqa: F811
+def test_saving_the_same_id_again_replaces_it_whole(store):
     running = attrs.evolve(make_run(1), status="running", results=())
     store.save_run(running)
     assert store.get_run("run-00001") == running
@@ -45,7 +46,7 @@ def test_saving_the_same_id_again_replaces_it_whole(store):  # noqa: F811
     assert store.check() == []
 
 
-def test_unique_prefixes_find_a_run_and_ambiguous_or_unknown_ones_are_bad_input(store):  # noqa: F811
+def test_unique_prefixes_find_a_run_and_ambiguous_or_unknown_ones_are_bad_input(store):
     store.save_runs([make_run(1, run_id="abc-1"), make_run(2, run_id="abd-2")])
     assert store.get_run("abc").id == "abc-1"
     with pytest.raises(BadInput, match="ambiguous"):
@@ -61,7 +62,7 @@ def test_unique_prefixes_find_a_run_and_ambiguous_or_unknown_ones_are_bad_input(
         store.get_run("x_")
 
 
-def test_list_filters_order_limit_and_offset(store):  # noqa: F811
+def test_list_filters_order_limit_and_offset(store):
     store.save_runs([
         make_run(1, model="a", engine="llamacpp"),
         make_run(2, model="b", engine="vllm", status="failed"),
@@ -92,7 +93,7 @@ def test_list_filters_order_limit_and_offset(store):  # noqa: F811
     assert summary.started_at == T0 + timedelta(minutes=2)
 
 
-def test_delete_removes_the_run_and_everything_recorded_with_it(store):  # noqa: F811
+def test_delete_removes_the_run_and_everything_recorded_with_it(store):
     store.save_runs([make_run(1), make_run(2)])
     store.delete_run("run-00001")
     assert [s.id for s in store.list_runs()] == ["run-00002"]
@@ -103,7 +104,7 @@ def test_delete_removes_the_run_and_everything_recorded_with_it(store):  # noqa:
     assert set(store.stats()["counts"].values()) == {0}
 
 
-def test_aggregate_gives_mean_stddev_and_cv_across_repeated_runs(store):  # noqa: F811
+def test_aggregate_gives_mean_stddev_and_cv_across_repeated_runs(store):
     values = {"a": [100.0, 104.0, 98.0], "b": [50.0]}
     runs = [make_run(i, model=model, value=v, repeats=1, metrics=1)
             for i, (model, v) in enumerate((m, v) for m, vs in values.items() for v in vs)]
@@ -124,7 +125,7 @@ def test_aggregate_gives_mean_stddev_and_cv_across_repeated_runs(store):  # noqa
         store.aggregate(group_by=["nonsense"])
 
 
-def test_comparison_values_are_what_compare_reads_of_whole_runs(store):  # noqa: F811
+def test_comparison_values_are_what_compare_reads_of_whole_runs(store):
     # One run holds a benchmark with two parameter sets (two repetitions each) and a failed
     # third set without metrics: its parameters still tell the others apart.
     sweep = make_run(3, params={"load": {"c": 1}}).results[:2] + \
@@ -155,7 +156,7 @@ def test_comparison_values_are_what_compare_reads_of_whole_runs(store):  # noqa:
 
 @fixture_settings
 @given(runs=st.lists(any_runs, min_size=1, max_size=3, unique_by=lambda r: r.id))
-def test_comparison_values_match_any_run(store, runs):  # noqa: F811
+def test_comparison_values_match_any_run(store, runs):
     for run in list(store.list_runs()):
         store.delete_run(run.id)
     store.save_runs(runs)
@@ -168,7 +169,7 @@ def test_comparison_values_match_any_run(store, runs):  # noqa: F811
         assert metric_values(stored.results) == want
 
 
-def test_stats_describe_the_store(store):  # noqa: F811
+def test_stats_describe_the_store(store):
     store.save_runs([make_run(1), make_run(2, status="failed", model="b")])
     info = store.stats()
     assert info["schema_version"] == store.schema_versions
@@ -178,7 +179,7 @@ def test_stats_describe_the_store(store):  # noqa: F811
     assert json.dumps(info)  # JSON-ready
 
 
-def test_a_run_that_is_not_json_is_refused_and_nothing_is_written(store):  # noqa: F811
+def test_a_run_that_is_not_json_is_refused_and_nothing_is_written(store):
     bad = attrs.evolve(make_run(1), results=(attrs.evolve(
         make_run(1).results[0], metrics=(Metric("x", float("nan")),)),))
     with pytest.raises(BadInput, match="cannot be stored"):
@@ -192,7 +193,7 @@ def test_a_run_that_is_not_json_is_refused_and_nothing_is_written(store):  # noq
           suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(runs=st.lists(any_runs, min_size=1, max_size=5, unique_by=lambda r: r.id),
        fmt=st.sampled_from(["jsonl", "json"]))
-def test_export_import_export_is_lossless(store_url, tmp_path_factory, runs, fmt):  # noqa: F811
+def test_export_import_export_is_lossless(store_url, tmp_path_factory, runs, fmt):
     work = tmp_path_factory.mktemp("x")
     source_url = store_url
     target_url = (f"sqlite://{work / 'copy.db'}" if store_url.startswith("sqlite")
@@ -203,17 +204,17 @@ def test_export_import_export_is_lossless(store_url, tmp_path_factory, runs, fmt
                 source.delete_run(run.id)
             source.save_runs(runs)
             first = work / ("first.jsonl" if fmt == "jsonl" else "first")
-            source.export(first, fmt)
+            transfer.export(source, first, fmt)
         with open_store(target_url) as target:
-            report = target.import_([first])
+            report = transfer.import_paths(target, [first])
             assert (report.added, report.replaced, report.unchanged) == (len(runs), 0, 0)
             second = work / ("second.jsonl" if fmt == "jsonl" else "second")
-            target.export(second, fmt)
+            transfer.export(target, second, fmt)
             assert {r.id: r for r in runs} == {i: target.get_run(i) for i in
                                                (r.id for r in runs)}
     finally:
         if "schema=c" in target_url:
-            from storefixtures import drop_schema
+            from support.stores import drop_schema
             drop_schema(target_url.split("schema=")[1])
     assert _read_tree(first) == _read_tree(second)
 
@@ -224,28 +225,28 @@ def _read_tree(path):
     return {p.name: p.read_bytes() for p in path.iterdir()}
 
 
-def test_import_is_idempotent_and_reports_what_changed(store, tmp_path):  # noqa: F811
+def test_import_is_idempotent_and_reports_what_changed(store, tmp_path):
     store.save_runs([make_run(1), make_run(2)])
-    store.export(tmp_path / "all.jsonl", "jsonl")
-    report = store.import_([tmp_path / "all.jsonl"])
+    transfer.export(store, tmp_path / "all.jsonl", "jsonl")
+    report = transfer.import_paths(store, [tmp_path / "all.jsonl"])
     assert (report.added, report.replaced, report.unchanged) == (0, 0, 2)
     store.delete_run("run-00001")
     changed = attrs.evolve(make_run(2), status="failed")
     (tmp_path / "changed.json").write_text(to_json(changed))
-    report = store.import_([tmp_path / "all.jsonl", tmp_path / "changed.json"])
+    report = transfer.import_paths(store, [tmp_path / "all.jsonl", tmp_path / "changed.json"])
     assert (report.added, report.replaced, report.unchanged) == (1, 1, 0)
     assert store.stats()["counts"]["runs"] == 2
     assert store.get_run("run-00002").status == "failed"
 
 
-def test_import_reads_results_directories_written_by_kitt_run(store, tmp_path):  # noqa: F811
+def test_import_reads_results_directories_written_by_kitt_run(store, tmp_path):
     for i in range(3):
         results = tmp_path / "results" / f"2026-01-0{i + 1}" / f"run-{i}"
         results.mkdir(parents=True)
         (results / "metrics.json").write_text(to_json(make_run(i)))
         (results / "hardware.json").write_text('{"fingerprint": "fp-a"}')
         (results / "config.json").write_text('{"suite": "quick"}')
-    report = store.import_([tmp_path / "results"])
+    report = transfer.import_paths(store, [tmp_path / "results"])
     assert report.added == 3
     assert store.get_run("run-00002") == make_run(2)
 
@@ -255,26 +256,26 @@ def test_import_reads_results_directories_written_by_kitt_run(store, tmp_path): 
     '{"id": "x", "model": "m"}',     # missing fields
     '[1, 2]',                        # not run documents
 ])
-def test_a_corrupt_import_file_is_bad_input_and_nothing_is_written(store, tmp_path, content):  # noqa: F811
+def test_a_corrupt_import_file_is_bad_input_and_nothing_is_written(store, tmp_path, content):
     (tmp_path / "good.json").write_text(to_json(make_run(1)))
     (tmp_path / "z-bad.json").write_text(content)
     with pytest.raises(BadInput, match=r"z-bad\.json"):
-        store.import_([tmp_path])
+        transfer.import_paths(store, [tmp_path])
     assert store.list_runs() == []
 
 
-def test_a_corrupt_jsonl_line_names_the_line(store, tmp_path):  # noqa: F811
+def test_a_corrupt_jsonl_line_names_the_line(store, tmp_path):
     (tmp_path / "runs.jsonl").write_text(to_json(make_run(1)) + "\n{oops\n")
     with pytest.raises(BadInput, match=r"runs.jsonl:2"):
-        store.import_([tmp_path / "runs.jsonl"])
+        transfer.import_paths(store, [tmp_path / "runs.jsonl"])
     assert store.list_runs() == []
 
 
-def test_csv_export_has_one_row_per_metric_value(store, tmp_path):  # noqa: F811
+def test_csv_export_has_one_row_per_metric_value(store, tmp_path):
     import csv
 
     store.save_runs([make_run(1), make_run(2, model="b")])
-    assert store.export(tmp_path / "m.csv", "csv", RunFilter(model="b")) == 1
+    assert transfer.export(store, tmp_path / "m.csv", "csv", RunFilter(model="b")) == 1
     with (tmp_path / "m.csv").open() as handle:
         rows = list(csv.DictReader(handle))
     assert len(rows) == 7

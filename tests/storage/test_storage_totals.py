@@ -9,14 +9,14 @@ from datetime import timedelta
 
 import attrs
 import pytest
-from storefixtures import T0, assert_same_aggregates, make_run, store, store_url  # noqa: F401
+from support.stores import T0, assert_same_aggregates, make_run
 
-from kitt.compare import Stats
-from kitt.converter import from_json
-from kitt.model import BenchmarkResult, EngineConfig, Fingerprint, Metric, Run
-from kitt.storage import GROUP_KEYS, AggregateRow, RunFilter, totals
-from kitt.storage import aggregate as aggmod
-from kitt.storage.api import EVERY_RUN
+from kitt._compare.statistics import Stats
+from kitt._storage import aggregate as aggmod
+from kitt._storage import totals, transfer
+from kitt._storage.contract import EVERY_RUN, GROUP_KEYS, AggregateRow, RunFilter
+from kitt._util.converter import from_json
+from kitt.records import BenchmarkResult, EngineConfig, Fingerprint, Metric, Run
 
 # Few values per field, so runs share cells and groups; '' and None engine versions differ.
 CELL_VALUES = {
@@ -59,8 +59,8 @@ def random_run(rng: random.Random, run_id: str, minute: int) -> Run:
     )
 
 
-def reference(store, where: RunFilter, keys: list[str]) -> list[AggregateRow]:  # noqa: F811
-    """`aggregate` computed from the stored documents with `kitt.compare.Stats`: an
+def reference(store, where: RunFilter, keys: list[str]) -> list[AggregateRow]:
+    """`aggregate` computed from the stored documents with `kitt._compare.compare.Stats`: an
     implementation independent of both SQL paths."""
     values: dict[tuple, list[float]] = {}
     runs: dict[tuple, set[str]] = {}
@@ -84,7 +84,7 @@ def reference(store, where: RunFilter, keys: list[str]) -> list[AggregateRow]:  
     return out
 
 
-def assert_consistent(store, rng: random.Random) -> None:  # noqa: F811
+def assert_consistent(store, rng: random.Random) -> None:
     """Totals, scan and reference agree, for random groupings and filters."""
     for _ in range(3):
         keys = rng.sample(GROUP_KEYS, rng.randint(0, 3))
@@ -102,17 +102,17 @@ def assert_consistent(store, rng: random.Random) -> None:  # noqa: F811
 
 
 @pytest.mark.parametrize("seed", range(3))
-def test_totals_equal_a_scan_after_random_saves_replaces_and_deletes(store, seed):  # noqa: F811
+def test_totals_equal_a_scan_after_random_saves_replaces_and_deletes(store, seed):
     random_sequence(store, seed)
 
 
-def test_bulk_totals_writes_equal_a_scan_too(store, monkeypatch):  # noqa: F811
+def test_bulk_totals_writes_equal_a_scan_too(store, monkeypatch):
     """PostgreSQL writes many totals rows at once through COPY: force it for every write."""
     monkeypatch.setattr(totals, "BULK_ROWS", 1)
     random_sequence(store, 3)
 
 
-def random_sequence(store, seed: int) -> None:  # noqa: F811
+def random_sequence(store, seed: int) -> None:
     rng = random.Random(seed)
     stored: list[str] = []
     minute = 0
@@ -151,21 +151,21 @@ def random_sequence(store, seed: int) -> None:  # noqa: F811
     assert store.check() == []  # the stored totals equal a recompute, group by group
 
 
-def test_import_keeps_totals_in_step(store, tmp_path):  # noqa: F811
+def test_import_keeps_totals_in_step(store, tmp_path):
     rng = random.Random(7)
     runs = [random_run(rng, f"i{i}", i) for i in range(30)]
     store.save_runs(runs[:10])
-    from kitt.converter import to_json
+    from kitt._util.converter import to_json
 
     changed = [attrs.evolve(random_run(rng, run.id, 99), model="a") for run in runs[:5]]
     (tmp_path / "runs.jsonl").write_text("".join(to_json(r) + "\n" for r in runs[10:] + changed))
-    report = store.import_([tmp_path / "runs.jsonl"])
+    report = transfer.import_paths(store, [tmp_path / "runs.jsonl"])
     assert (report.added, report.replaced) == (20, 5)
     assert store.check() == []
     assert_consistent(store, rng)
 
 
-def test_huge_and_constant_values_never_break_a_save(store):  # noqa: F811
+def test_huge_and_constant_values_never_break_a_save(store):
     """PostgreSQL float arithmetic raises on overflow: totals are computed in Python, so
     metrics near 1e308 save, replace and delete; their spread is reported unknown."""
     def run(i, values):
@@ -191,7 +191,7 @@ def test_huge_and_constant_values_never_break_a_save(store):  # noqa: F811
     assert constant[0].stddev is None  # 1e308 spreads cannot be represented
 
 
-def test_equal_values_have_no_spread(store):  # noqa: F811
+def test_equal_values_have_no_spread(store):
     store.save_runs([make_run(i, repeats=3, metrics=1, value=0.1) for i in range(3)])
     row = next(r for r in store.aggregate(group_by=[]) if r.metric == "m0")
     # 0.1, 0.6, 1.1 per run (base + rep * 0.5) three times: the spread is exact

@@ -17,7 +17,6 @@ says which is in use).
 from __future__ import annotations
 
 import asyncio
-import enum
 import functools
 import json
 import time
@@ -27,14 +26,9 @@ from typing import Any
 import aiohttp
 import attrs
 
+import kitt
+from kitt import Route, StreamParser
 from kitt_bench_perf.records import Outcome, RequestRecord, TokenSource
-from kitt_bench_perf.stream_parsers import (
-    OllamaParser,
-    OpenAIParser,
-    StreamParser,
-    TgiParser,
-    excerpt,
-)
 from kitt_bench_perf.workload import RequestSpec
 
 # Failures of a pooled connection before any response: the request was never served.
@@ -85,28 +79,6 @@ def _connector(limit: int) -> tuple[aiohttp.TCPConnector, bool]:
     return connector, False
 
 
-class Api(str, enum.Enum):
-    OPENAI_COMPLETIONS = "openai-completions"
-    OPENAI_CHAT = "openai-chat"
-    OLLAMA_GENERATE = "ollama-generate"
-    OLLAMA_CHAT = "ollama-chat"
-    TGI_GENERATE_STREAM = "tgi-generate-stream"
-    """TGI's native streaming API (server-sent events, one token per event)."""
-
-    @property
-    def path(self) -> str:
-        return _PATHS[self]
-
-
-_PATHS = {
-    Api.OPENAI_COMPLETIONS: "/v1/completions",
-    Api.OPENAI_CHAT: "/v1/chat/completions",
-    Api.OLLAMA_GENERATE: "/api/generate",
-    Api.OLLAMA_CHAT: "/api/chat",
-    Api.TGI_GENERATE_STREAM: "/generate_stream",
-}
-
-
 @attrs.frozen
 class Endpoint:
     """Where and how to send requests."""
@@ -114,7 +86,7 @@ class Endpoint:
     base_url: str
     """Scheme, host and port (no path): `http://127.0.0.1:8000`."""
     model: str
-    api: Api = Api.OPENAI_COMPLETIONS
+    route: Route = Route.OPENAI_COMPLETIONS
     ignore_eos: bool = False
     """Send `ignore_eos: true` so outputs run to `max_tokens` (vLLM, llama.cpp). Ollama and
     TGI's `/generate_stream` have no such option; the flag is not sent there."""
@@ -132,7 +104,7 @@ class Endpoint:
 
     @property
     def url(self) -> str:
-        return self.base_url.rstrip("/") + self.api.path
+        return self.base_url.rstrip("/") + self.route.path
 
 
 @attrs.frozen
@@ -144,48 +116,13 @@ class PreparedRequest:
 
 
 def request_body(endpoint: Endpoint, spec: RequestSpec) -> dict[str, Any]:
-    """The JSON body for one request (the request builder)."""
-    api = endpoint.api
-    if api is Api.TGI_GENERATE_STREAM:
-        parameters: dict[str, Any] = {"details": True}
-        if spec.output_tokens is not None:
-            parameters["max_new_tokens"] = spec.output_tokens
-        if endpoint.temperature:  # TGI rejects temperature 0; greedy is its default
-            parameters["do_sample"] = True
-            parameters["temperature"] = endpoint.temperature
-        tgi = {"inputs": spec.prompt, "parameters": parameters, "stream": True}
-        tgi.update(endpoint.extra_body)
-        return tgi
-    body: dict[str, Any] = {"model": endpoint.model, "stream": True}
-    if api in (Api.OPENAI_CHAT, Api.OLLAMA_CHAT):
-        body["messages"] = [{"role": "user", "content": spec.prompt}]
-    else:
-        body["prompt"] = spec.prompt
-    if api in (Api.OPENAI_COMPLETIONS, Api.OPENAI_CHAT):
-        if spec.output_tokens is not None:
-            body["max_tokens"] = spec.output_tokens
-        if endpoint.temperature is not None:
-            body["temperature"] = endpoint.temperature
-        if endpoint.ignore_eos:
-            body["ignore_eos"] = True
-        stream_options = {}
-        if endpoint.include_usage:
-            stream_options["include_usage"] = True
-        if endpoint.continuous_usage:
-            stream_options["include_usage"] = True
-            stream_options["continuous_usage_stats"] = True
-        if stream_options:
-            body["stream_options"] = stream_options
-    else:
-        options: dict[str, Any] = {}
-        if spec.output_tokens is not None:
-            options["num_predict"] = spec.output_tokens
-        if endpoint.temperature is not None:
-            options["temperature"] = endpoint.temperature
-        if options:
-            body["options"] = options
-    body.update(endpoint.extra_body)
-    return body
+    """The JSON body for one request (`kitt.request_body` on the endpoint's route)."""
+    return kitt.request_body(endpoint.route, endpoint.model, spec.prompt,
+                             max_tokens=spec.output_tokens, temperature=endpoint.temperature,
+                             ignore_eos=endpoint.ignore_eos,
+                             include_usage=endpoint.include_usage,
+                             continuous_usage=endpoint.continuous_usage,
+                             extra=endpoint.extra_body)
 
 
 def prepare(endpoint: Endpoint, spec: RequestSpec) -> PreparedRequest:
@@ -243,6 +180,11 @@ def feed_stamped(feed: Callable[[bytes, int], None], data: bytes, consumed: int,
     return k
 
 
+def _excerpt(body: bytes, limit: int = 300) -> str:
+    text = " ".join(body.decode("utf-8", "replace").split())
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
 async def _read_capped(resp: aiohttp.ClientResponse, limit: int = ERROR_BODY_BYTES) -> bytes:
     """The start of an error body; the rest is read and dropped so the connection can be
     reused."""
@@ -253,16 +195,6 @@ async def _read_capped(resp: aiohttp.ClientResponse, limit: int = ERROR_BODY_BYT
             parts.append(data)
             size += len(data)
     return b"".join(parts)[:limit]
-
-
-def new_parser(api: Api, capture_text: bool = True) -> StreamParser:
-    if api is Api.OPENAI_CHAT:
-        return OpenAIParser(chat=True, capture_text=capture_text)
-    if api is Api.OPENAI_COMPLETIONS:
-        return OpenAIParser(chat=False, capture_text=capture_text)
-    if api is Api.TGI_GENERATE_STREAM:
-        return TgiParser(capture_text=capture_text)
-    return OllamaParser(chat=api is Api.OLLAMA_CHAT, capture_text=capture_text)
 
 
 class StreamClient:
@@ -295,8 +227,7 @@ class StreamClient:
         headers = {"Content-Type": "application/json",
                    # Compressed streams are buffered by servers and proxies: ask for none.
                    "Accept-Encoding": "identity"}
-        if endpoint.api in (Api.OPENAI_CHAT, Api.OPENAI_COMPLETIONS,
-                            Api.TGI_GENERATE_STREAM):
+        if endpoint.route.sse:
             headers["Accept"] = "text/event-stream"
         if endpoint.api_key:
             headers["Authorization"] = f"Bearer {endpoint.api_key}"
@@ -333,7 +264,7 @@ class StreamClient:
         session = self._session
         if session is None:
             raise RuntimeError("StreamClient is not open (use `async with`)")
-        parser = new_parser(self.endpoint.api, self.capture_text)
+        parser = kitt.new_parser(self.endpoint.route, self.capture_text)
         headers = self._headers
         if self.send_request_id:
             headers = {**headers, "X-Request-Id": f"kitt-{index}"}
@@ -349,7 +280,7 @@ class StreamClient:
                                         headers=headers) as resp:
                     status = resp.status
                     if status >= 400:
-                        failure = f"HTTP {status}: {excerpt(await _read_capped(resp))}"
+                        failure = f"HTTP {status}: {_excerpt(await _read_capped(resp))}"
                     else:
                         await _read_stream(resp, parser)
             except asyncio.CancelledError:

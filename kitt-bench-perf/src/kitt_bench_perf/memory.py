@@ -97,9 +97,9 @@ class ContainerMemory:
     name = "container_memory"
 
     def __init__(self, container_id: str) -> None:
-        from kitt.runtime.docker import docker_client
+        import kitt
 
-        self.container = docker_client().containers.get(container_id)
+        self.container = kitt.docker_client().containers.get(container_id)
 
     def sample(self) -> dict[str, float]:
         stats = self.container.stats(stream=False, one_shot=True)

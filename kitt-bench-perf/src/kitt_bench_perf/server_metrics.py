@@ -131,22 +131,22 @@ class ServerMetricsScraper:
                 "errors": dict(self.errors), "t0": "measurement window start",
                 "key_series": self.key_series_names(), "series": self.series(t0_ns)}
 
-    def key_metrics(self) -> list[tuple[str, float, str]]:
-        """(metric name, value, unit): server-side counterparts of the client metrics."""
+    def key_metrics(self) -> list[tuple[str, float]]:
+        """(metric name, value): server-side counterparts of the client metrics, named as
+        in the benchmarks' catalogue (`server_generation_tokens`, `server_*_max`)."""
         names = self.key_series_names()
-        out: list[tuple[str, float, str]] = []
-        for canonical, unit in (("generation_tokens_total", "tokens"),
-                                ("prompt_tokens_total", "tokens")):
+        out: list[tuple[str, float]] = []
+        for canonical in ("generation_tokens_total", "prompt_tokens_total"):
             if canonical in names:
                 values = [v[names[canonical]] for _, v in self.samples
                           if names[canonical] in v]
                 if len(values) >= 2:
                     label = canonical.replace("_total", "")
-                    out.append((f"server_{label}", values[-1] - values[0], unit))
+                    out.append((f"server_{label}", values[-1] - values[0]))
         for canonical in ("queue_depth", "requests_running", "kv_cache_usage"):
             if canonical in names:
                 values = [v[names[canonical]] for _, v in self.samples
                           if names[canonical] in v]
                 if values:
-                    out.append((f"server_{canonical}_max", max(values), ""))
+                    out.append((f"server_{canonical}_max", max(values)))
         return out

@@ -13,7 +13,7 @@ from pathlib import Path
 
 import attrs
 
-from kitt_bench_perf.tokenizer import Tokenizer
+from kitt import Tokenizer
 
 __all__ = [
     "LengthDist",

@@ -4,8 +4,20 @@ from __future__ import annotations
 
 from typing import Any, ClassVar
 
-from kitt.benchmark import Benchmark, BenchmarkContext, Measurement
+from kitt import Benchmark, BenchmarkContext, Measurement, MetricSpec
 from kitt_bench_quality.params import MMLUParams, QualityParams
+
+N_ITEMS = MetricSpec("n_items", "", "neutral", "items scored")
+
+
+def scores(*names: str) -> tuple[MetricSpec, ...]:
+    """Each score (a fraction, higher is better) with its standard error (neutral: a
+    measure of the score's uncertainty, never a regression), then `n_items`."""
+    specs = []
+    for name in names:
+        specs += [MetricSpec(name, "", "higher", f"{name} (0-1)"),
+                  MetricSpec(f"{name}_stderr", "", "neutral", f"standard error of {name}")]
+    return (*specs, N_ITEMS)
 
 
 class QualityBenchmark(Benchmark):
@@ -32,6 +44,8 @@ class MMLU(QualityBenchmark):
                    "category and weighted overall")
     Params = MMLUParams
     plan = "mmlu_plan"
+    metrics = scores("acc")
+    headline = ("acc", "acc_stderr", "n_items")
 
 
 class GSM8K(QualityBenchmark):
@@ -40,18 +54,24 @@ class GSM8K(QualityBenchmark):
                    "'#### N' and flexible last-number exact match")
     modes = ("generative",)
     plan = "gsm8k_plan"
+    metrics = scores("exact_match_strict", "exact_match_flexible")
+    headline = ("exact_match_strict", "exact_match_flexible", "n_items")
 
 
 class TruthfulQA(QualityBenchmark):
     name = "truthfulqa"
     description = "TruthfulQA (truthful_qa multiple_choice): mc1 and mc2"
     plan = "truthfulqa_plan"
+    metrics = scores("mc1", "mc2")
+    headline = ("mc1", "mc2", "n_items")
 
 
 class HellaSwag(QualityBenchmark):
     name = "hellaswag"
     description = "HellaSwag (Rowan/hellaswag): commonsense sentence completion; acc, acc_norm"
     plan = "hellaswag_plan"
+    metrics = scores("acc", "acc_norm")
+    headline = ("acc", "acc_norm", "n_items")
 
 
 STANDARD = (MMLU, GSM8K, TruthfulQA, HellaSwag)

@@ -1,4 +1,4 @@
-"""`kitt test list` and `kitt test new NAME`."""
+"""`kitt test new NAME`: scaffold a custom evaluation."""
 
 from __future__ import annotations
 
@@ -40,6 +40,8 @@ FEWSHOT_ROWS = [{"country": "Italy", "capital": "Rome"}]
 
 
 def add_commands(cli: click.Group) -> None:
+    """`kitt test new`, added to the `kitt test` group (kitt-core's `kitt test list` and
+    `show` list every benchmark, custom evaluations included)."""
     group = cli.commands.get("test")
     if group is None:
         @cli.group(name="test")
@@ -47,37 +49,8 @@ def add_commands(cli: click.Group) -> None:
             """Benchmarks: list them, scaffold custom evaluations."""
 
         group = test_group
-    if not isinstance(group, click.Group):
-        return
-    group.add_command(list_command)
-    group.add_command(new_command)
-
-
-@click.command(name="list")
-@click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
-def list_command(as_json: bool):
-    """Every benchmark from every plugin, with custom evaluations."""
-    from kitt import plugins
-    from kitt.output import print_json, print_table
-
-    rows = []
-    for plugin_name, benchmark in plugins.collect("register_benchmarks"):
-        path = getattr(benchmark, "path", None)
-        error = getattr(benchmark, "error", None)
-        rows.append({
-            "name": benchmark.name, "category": getattr(benchmark, "category", ""),
-            "version": str(getattr(benchmark, "version", "")), "plugin": plugin_name,
-            "description": getattr(benchmark, "description", ""),
-            "source": str(path) if path else None,
-            "valid": error is None, "error": str(error) if error else None,
-        })
-    rows.sort(key=lambda row: (row["category"], row["name"]))
-    if as_json:
-        print_json(rows)
-        return
-    print_table(("name", "category", "version", "plugin", "description"),
-                ((r["name"], r["category"], r["version"], r["plugin"],
-                  r["description"] if r["valid"] else f"INVALID: {r['error']}") for r in rows))
+    if isinstance(group, click.Group):
+        group.add_command(new_command)
 
 
 @click.command(name="new")
@@ -89,11 +62,11 @@ def new_command(name: str, directory: Path | None, force: bool):
     """Scaffold a custom evaluation NAME.yaml with a small sample dataset."""
     import json
 
-    from kitt.errors import BadInput
+    import kitt
     from kitt_bench_quality.custom import NAME, evals_dir, load
 
     if not NAME.match(name):
-        raise BadInput(f"invalid evaluation name {name!r}",
+        raise kitt.BadInput(f"invalid evaluation name {name!r}",
                        hint="use lower-case letters, digits, '_', '-' and '.'")
     folder = directory or evals_dir()
     folder.mkdir(parents=True, exist_ok=True)
@@ -104,7 +77,7 @@ def new_command(name: str, directory: Path | None, force: bool):
                                                       for r in FEWSHOT_ROWS)}
     existing = [str(p) for p in files if p.exists()]
     if existing and not force:
-        raise BadInput(f"{', '.join(existing)} already exist(s)",
+        raise kitt.BadInput(f"{', '.join(existing)} already exist(s)",
                        hint="use --force, or another name")
     for path, text in files.items():
         path.write_text(text, encoding="utf-8")

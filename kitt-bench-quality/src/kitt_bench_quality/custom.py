@@ -11,9 +11,8 @@ from typing import Any, ClassVar
 
 import attrs
 
-from kitt import kitt_home
-from kitt.benchmark import Benchmark, BenchmarkContext, Measurement
-from kitt.errors import BadInput
+import kitt
+from kitt import BadInput, Benchmark, BenchmarkContext, Measurement, MetricSpec, kitt_home
 from kitt_bench_quality.params import QualityParams
 
 NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]*$")
@@ -47,6 +46,8 @@ class CustomEval:
     config: dict[str, Any] = attrs.field(factory=dict)
     """The lm-eval task config (paths absolute)."""
     metrics: tuple[str, ...] = ()
+    lower_is_better: tuple[str, ...] = ()
+    """Metrics whose lm-eval definition says `higher_is_better: false`."""
     fewshot_file: bool = False
 
 
@@ -90,9 +91,8 @@ def _data_file(yf, node, key, field: str) -> Path:
 
 def load(path: Path | str) -> CustomEval:
     """Parse and validate one custom evaluation; `BadInput` names file, line and field."""
-    from kitt.yamlfile import load_yaml, plain
-
-    yf = load_yaml(Path(path), what="custom evaluation")
+    plain = kitt.plain
+    yf = kitt.load_yaml(Path(path), what="custom evaluation")
     root = yf.data
     if not isinstance(root, dict):
         raise yf.error("expected a mapping at the top level", field=None)
@@ -241,13 +241,14 @@ def _lm_eval_task(yf, root, plain) -> CustomEval:
                        "output_type", field="output_type",
                        hint="use multiple_choice, loglikelihood or generate_until")
     name = task.lower().replace(" ", "_")
-    metrics = tuple(str(m.get("metric")) for m in (root.get("metric_list") or [])
-                    if isinstance(m, dict)) or (("acc",) if output_type != "generate_until"
-                                                else ("exact_match",))
+    listed = [m for m in (root.get("metric_list") or []) if isinstance(m, dict)]
+    metrics = tuple(str(m.get("metric")) for m in listed) or (
+        ("acc",) if output_type != "generate_until" else ("exact_match",))
+    lower = tuple(str(m.get("metric")) for m in listed if m.get("higher_is_better") is False)
     return CustomEval(name=name, path=yf.path, description=f"lm-eval task {task}",
                       version=str((root.get("metadata") or {}).get("version", "1")),
                       lm_eval_task=True, multiple_choice=output_type != "generate_until",
-                      metrics=metrics)
+                      metrics=metrics, lower_is_better=lower)
 
 
 @attrs.frozen
@@ -261,24 +262,32 @@ class CustomBenchmark(Benchmark):
 
     def __init__(self, path: Path, spec: CustomEval | None = None,
                  error: BadInput | None = None, name: str | None = None):
-        self.path = path
+        self.source = path
         self.spec = spec
         self.error = error
+        self.problem = str(error) if error is not None else None
         self.name = spec.name if spec else (name or path.stem)
         self.version = spec.version if spec else "1"
         self.description = (spec.description if spec else f"invalid: {error}") or \
             f"custom evaluation {path.name}"
         self.modes = (("loglikelihood",) if spec and spec.multiple_choice else ("generative",))
+        # The scores the file names, as lm-eval defines them (`higher_is_better`).
+        names = spec.metrics if spec else ()
+        lower = spec.lower_is_better if spec else ()
+        self.metrics = (*(MetricSpec(n, "", "lower" if n in lower else "higher")
+                          for n in names),
+                        *(MetricSpec(f"{n}_stderr", "", "neutral") for n in names),
+                        MetricSpec("n_items", "", "neutral"))
 
     def build_plan(self, params: Any, mode: str, out_dir: Path):
-        from kitt_bench_quality.tasks import MetricSpec, TaskPlan, load_task_yaml
+        from kitt_bench_quality.tasks import LmMetric, TaskPlan, load_task_yaml
 
-        spec = load(self.path)  # re-read: the file may have changed since discovery
+        spec = load(self.source)  # re-read: the file may have changed since discovery
         if spec.lm_eval_task:
             try:
-                config = load_task_yaml(self.path)
+                config = load_task_yaml(self.source)
             except Exception as exc:
-                raise BadInput(f"{self.path}: cannot load this lm-eval task: "
+                raise BadInput(f"{self.source}: cannot load this lm-eval task: "
                                f"{type(exc).__name__}: {exc}",
                                hint="check `include:` paths and `!function` references") from None
         else:
@@ -298,7 +307,7 @@ class CustomBenchmark(Benchmark):
         flt = "none"
         if config.get("filter_list"):
             flt = config["filter_list"][0]["name"]
-        metrics = [MetricSpec(f"{m},{flt}", m) for m in spec.metrics]
+        metrics = [LmMetric(f"{m},{flt}", m) for m in spec.metrics]
         return TaskPlan([config], {task: metrics}, {task: spec.metrics[0]},
                         dataset=str(config.get("dataset_path")))
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import attrs
 
-from kitt.errors import BadInput
+from kitt import BadInput
 
 FORMATS = {".jsonl": "json", ".json": "json", ".parquet": "parquet"}
 DOCS = "docs/quality.md"

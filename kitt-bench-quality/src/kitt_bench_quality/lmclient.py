@@ -108,9 +108,9 @@ class KittCompletions(LocalCompletionsAPI):
     def apply_chat_template(self, chat_history, add_generation_prompt: bool = True):
         # Completions endpoints take text: render the model's own template here.
         if self._chat_tokenizer is None:
-            from kitt.errors import BadInput
+            import kitt
 
-            raise BadInput(
+            raise kitt.BadInput(
                 "chat_template: true needs the model's chat template, but no tokenizer folder "
                 "is known for this model",
                 hint="set `tokenizer:` to the model's Hugging Face folder, or chat_template: false",

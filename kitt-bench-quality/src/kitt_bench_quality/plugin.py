@@ -5,10 +5,10 @@ Imported for every `kitt` command: nothing heavy at module level.
 
 from __future__ import annotations
 
-from kitt.hookspecs import hookimpl
+import kitt
 
 
-@hookimpl
+@kitt.hookimpl
 def register_benchmarks(register):
     from kitt_bench_quality.benchmarks import STANDARD
     from kitt_bench_quality.custom import discover
@@ -19,7 +19,7 @@ def register_benchmarks(register):
         register(benchmark)
 
 
-@hookimpl
+@kitt.hookimpl
 def register_commands(cli):
     from kitt_bench_quality.cli import add_commands
 

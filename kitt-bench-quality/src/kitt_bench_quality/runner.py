@@ -14,10 +14,8 @@ from typing import Any
 
 import attrs
 
-from kitt.benchmark import BenchmarkContext, Measurement
-from kitt.conformance import PROBE_PROMPT
-from kitt.errors import BadInput, KittError
-from kitt.model import ItemRecord, Metric
+import kitt
+from kitt import BadInput, BenchmarkContext, ItemRecord, KittError, Measurement, Metric
 from kitt_bench_quality import capability, tokenizer
 from kitt_bench_quality.tasks import TaskPlan
 
@@ -25,6 +23,8 @@ PlanBuilder = Callable[[Any, str, Path], TaskPlan]
 
 LOGLIKELIHOOD = "loglikelihood"
 GENERATIVE = "generative"
+PROBE_TEXT = "The quick brown fox jumps over the lazy dog."
+"""Tokenized to find out whether the engine takes token-id prompts."""
 
 
 def choose_mode(name: str, requested: str, modes: tuple[str, ...], target: Any,
@@ -37,8 +37,8 @@ def choose_mode(name: str, requested: str, modes: tuple[str, ...], target: Any,
         return GENERATIVE, "generative benchmark"
     if requested == GENERATIVE:
         return GENERATIVE, "requested"
-    supported, detail = capability.probe_prompt_logprobs(target.base_url, target.model,
-                                                         timeout=timeout)
+    supported, detail = kitt.probe_prompt_logprobs(target.base_url, target.model,
+                                                   timeout=timeout)
     if supported:
         return LOGLIKELIHOOD, f"engine returns prompt logprobs ({detail})"
     if requested == LOGLIKELIHOOD:
@@ -118,17 +118,16 @@ def evaluate(name: str, version: str, build: PlanBuilder, modes: tuple[str, ...]
     hf_tokenizer = tokenizer.load_hf(choice.folder) if choice.kind == "huggingface" else None
     engine_tokenizer = None
     if choice.kind == "engine" and mode == LOGLIKELIHOOD:
-        engine_tokenizer = tokenizer.EngineTokenizer(target.base_url, target.model,
-                                                     timeout=params.timeout_s)
+        engine_tokenizer = tokenizer.engine_tokenizer(target, timeout=params.timeout_s)
     if params.chat_template and hf_tokenizer is None:
         raise BadInput(f"{name}: chat_template: true needs the model's tokenizer folder "
                        "(its chat template)", hint="set `tokenizer:` to the model's HF folder")
 
     token_prompts = False
     if mode == LOGLIKELIHOOD:
-        probe_tokens = (hf_tokenizer(PROBE_PROMPT, add_special_tokens=False)
+        probe_tokens = (hf_tokenizer(PROBE_TEXT, add_special_tokens=False)
                         ["input_ids"] if hf_tokenizer is not None
-                        else engine_tokenizer.encode(PROBE_PROMPT))
+                        else engine_tokenizer.encode(PROBE_TEXT))
         token_prompts = capability.probe_token_prompts(target.base_url, target.model,
                                                        probe_tokens, timeout=params.timeout_s)
 
@@ -219,7 +218,9 @@ def to_measurement(plan: TaskPlan, results: dict[str, Any], mode: str,
     from lm_eval.api.metrics import aggregate_subtask_metrics, pooled_sample_stderr
 
     task_results = results["results"]
+    higher_is_better = results.get("higher_is_better") or {}
     sizes = {task: int(results["n-samples"][task]["effective"]) for task in plan.metrics}
+    directions: dict[str, kitt.Direction] = {}
     by_name: dict[str, list[tuple[str, float, float | None]]] = {}
     for task, specs in plan.metrics.items():
         for spec in specs:
@@ -228,6 +229,9 @@ def to_measurement(plan: TaskPlan, results: dict[str, Any], mode: str,
             stderr = _finite(task_results[task].get(f"{metric}_stderr,{flt}"))
             if value is not None:
                 by_name.setdefault(spec.name, []).append((task, value, stderr))
+            better = (higher_is_better.get(task) or {}).get(metric)
+            if isinstance(better, bool):  # lm-eval's own word on each metric
+                directions.setdefault(spec.name, "higher" if better else "lower")
 
     metrics: list[Metric] = []
     for metric_name, entries in by_name.items():
@@ -240,11 +244,12 @@ def to_measurement(plan: TaskPlan, results: dict[str, Any], mode: str,
             stderrs = [s for _, _, s in entries]
             stderr = (_finite(pooled_sample_stderr(stderrs, counts))
                       if all(s is not None for s in stderrs) else None)
-        metrics.append(Metric(metric_name, value))
-        if stderr is not None:
-            metrics.append(Metric(f"{metric_name}_stderr", stderr))
+        metrics.append(Metric(metric_name, value, "", directions.get(metric_name)))
+        if stderr is not None:  # the score's uncertainty: never a regression by itself
+            metrics.append(Metric(f"{metric_name}_stderr", stderr, "", "neutral"))
     items = _items(plan, results)
-    metrics.append(Metric("n_items", float(len({(i.subject, i.item_id) for i in items}))))
+    metrics.append(Metric("n_items", float(len({(i.subject, i.item_id) for i in items})), "",
+                          "neutral"))
 
     details: dict[str, Any] = {
         "scoring_mode": mode,

@@ -16,14 +16,16 @@ from typing import Any
 
 import attrs
 
-from kitt.errors import BadInput
+from kitt import BadInput
 from kitt_bench_quality import data
 
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 
 
 @attrs.frozen
-class MetricSpec:
+class LmMetric:
+    """Where one KITT metric is read from in lm-eval's results."""
+
     lm_key: str
     """lm-eval's result key: `acc,none`, `exact_match,strict-match`..."""
     name: str
@@ -35,7 +37,7 @@ class TaskPlan:
     """What to evaluate and how to read lm-eval's results back."""
 
     configs: list[dict[str, Any]]
-    metrics: dict[str, list[MetricSpec]]
+    metrics: dict[str, list[LmMetric]]
     """task name -> the metrics it contributes."""
     correct: dict[str, str]
     """task name -> the per-item metric that decides `correct` (a value >= 0.5)."""
@@ -157,7 +159,7 @@ def mmlu_plan(params: Any, mode: str, out_dir: Path) -> TaskPlan:
             config.pop("tag", None)
         configs.append(config)
         key = "acc,none" if mode == "loglikelihood" else "exact_match,get_response"
-        metrics[task] = [MetricSpec(key, "acc")]
+        metrics[task] = [LmMetric(key, "acc")]
         correct[task] = key.split(",")[0]
         subject_of[task] = subject
         category_of[task] = known.get(subject, "other")
@@ -185,8 +187,8 @@ def gsm8k_plan(params: Any, mode: str, out_dir: Path) -> TaskPlan:
     if params.max_tokens:
         config["generation_kwargs"] = {**config.get("generation_kwargs", {}),
                                        "max_gen_toks": params.max_tokens}
-    metrics = {"gsm8k": [MetricSpec("exact_match,strict-match", "exact_match_strict"),
-                         MetricSpec("exact_match,flexible-extract", "exact_match_flexible")]}
+    metrics = {"gsm8k": [LmMetric("exact_match,strict-match", "exact_match_strict"),
+                         LmMetric("exact_match,flexible-extract", "exact_match_flexible")]}
     return TaskPlan([config], metrics, {"gsm8k": "exact_match"}, dataset=GSM8K.dataset)
 
 
@@ -228,8 +230,8 @@ def truthfulqa_plan(params: Any, mode: str, out_dir: Path) -> TaskPlan:
             config.pop("tag", None)
             configs.append(_local_config(config, files) if files else config)
         return TaskPlan(configs,
-                        {"truthfulqa_mc1": [MetricSpec("acc,none", "mc1")],
-                         "truthfulqa_mc2": [MetricSpec("acc,none", "mc2")]},
+                        {"truthfulqa_mc1": [LmMetric("acc,none", "mc1")],
+                         "truthfulqa_mc2": [LmMetric("acc,none", "mc2")]},
                         {"truthfulqa_mc1": "acc", "truthfulqa_mc2": "acc"},
                         dataset=TRUTHFULQA.dataset)
     mc1 = load_task_yaml(folder / "truthfulqa_mc1.yaml")
@@ -251,7 +253,7 @@ def truthfulqa_plan(params: Any, mode: str, out_dir: Path) -> TaskPlan:
     }
     if files:
         config = _local_config(config, files)
-    return TaskPlan([config], {"truthfulqa_mc1_generative": [MetricSpec(
+    return TaskPlan([config], {"truthfulqa_mc1_generative": [LmMetric(
         "exact_match,letter", "mc1")]}, {"truthfulqa_mc1_generative": "exact_match"},
         dataset=TRUTHFULQA.dataset,
         notes=("generative: mc1 only (mc2 needs probabilities); options lettered in a "
@@ -289,8 +291,8 @@ def hellaswag_plan(params: Any, mode: str, out_dir: Path) -> TaskPlan:
     if mode == "loglikelihood":
         if files:
             config = _local_config(config, files)
-        return TaskPlan([config], {"hellaswag": [MetricSpec("acc,none", "acc"),
-                                                 MetricSpec("acc_norm,none", "acc_norm")]},
+        return TaskPlan([config], {"hellaswag": [LmMetric("acc,none", "acc"),
+                                                 LmMetric("acc_norm,none", "acc_norm")]},
                         {"hellaswag": "acc"}, dataset=HELLASWAG.dataset)
     process: Callable = config["process_docs"]
     gen = {
@@ -306,7 +308,7 @@ def hellaswag_plan(params: Any, mode: str, out_dir: Path) -> TaskPlan:
     }
     if files:
         gen = _local_config(gen, files)
-    return TaskPlan([gen], {"hellaswag_generative": [MetricSpec("exact_match,letter", "acc")]},
+    return TaskPlan([gen], {"hellaswag_generative": [LmMetric("exact_match,letter", "acc")]},
                     {"hellaswag_generative": "exact_match"}, dataset=HELLASWAG.dataset,
                     notes=("generative: endings lettered A-D; the first standalone letter of "
                            "the answer counts",))

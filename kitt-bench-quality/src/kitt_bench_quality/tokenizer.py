@@ -8,7 +8,8 @@ from typing import Any
 
 import attrs
 
-from kitt.errors import BadInput, EngineFailed
+import kitt
+from kitt import BadInput
 
 
 @attrs.frozen
@@ -64,79 +65,47 @@ def load_hf(folder: Path) -> Any:
     return transformers.AutoTokenizer.from_pretrained(str(folder), local_files_only=True)
 
 
-class EngineTokenizer:
-    """The engine's own tokenizer over HTTP, with the interface lm-eval's `remote` backend
-    uses (`encode`, `batch_decode`, `eos_token(_id)`, `bos_token_id`).
-
-    Endpoints: vLLM `/tokenize` `/detokenize` (`prompt`, `add_special_tokens`), llama-server
-    `/tokenize` `/detokenize` (`content`, `add_special`), llama-cpp-python
-    `/extras/tokenize` `/extras/detokenize` (`input`, always adds BOS: stripped here).
-    """
+class LmEvalTokenizer:
+    """The engine's own tokenizer (`kitt.EngineTokenizer`, the endpoint the engine plugin
+    declares) with the interface lm-eval's `remote` tokenizer backend calls: `encode`,
+    `batch_decode`, `eos_token(_id)`, `bos_token_id`."""
 
     eos_token = None
     eos_token_id = None
     bos_token_id = None
 
-    def __init__(self, base_url: str, model: str, *, timeout: float = 60):
-        import requests
-
-        self._session = requests.Session()
-        self.base_url = base_url.rstrip("/")
-        self.model = model
-        self.timeout = timeout
-        self.flavour = None
-        self._prefix: list[int] = []
-        for flavour in ("vllm", "llama-server", "llama-cpp-python"):
-            try:
-                tokens = self._tokenize(flavour, "Hello world")
-            except (EngineFailed, KeyError, TypeError, ValueError):
-                continue
-            if isinstance(tokens, list) and tokens and all(isinstance(t, int) for t in tokens):
-                self.flavour = flavour
-                break
-        if self.flavour is None:
-            raise BadInput(f"the engine at {self.base_url} has no tokenize endpoint KITT knows",
-                           hint="set `tokenizer:` to the model's Hugging Face folder "
-                                "(tokenizer.json)")
-        # A tokenizer that always adds BOS shows it on the empty string.
-        self._prefix = self._tokenize(self.flavour, "")
-
-    def _tokenize(self, flavour: str, text: str) -> list[int]:
-        url, payload = {
-            "vllm": ("/tokenize", {"model": self.model, "prompt": text,
-                                   "add_special_tokens": False}),
-            "llama-server": ("/tokenize", {"content": text, "add_special": False}),
-            "llama-cpp-python": ("/extras/tokenize", {"input": text, "model": self.model}),
-        }[flavour]
-        body = self._post(url, payload)
-        return list(body["tokens"])
-
-    def _post(self, path: str, payload: dict) -> Any:
-        import requests
-
-        try:
-            response = self._session.post(self.base_url + path, json=payload,
-                                          timeout=self.timeout)
-        except requests.RequestException as exc:
-            raise EngineFailed(f"tokenize request to {self.base_url}{path} failed: {exc}") from None
-        if response.status_code != 200:
-            raise EngineFailed(f"{self.base_url}{path} answered HTTP {response.status_code}")
-        return response.json()
+    def __init__(self, engine: kitt.EngineTokenizer):
+        self.engine = engine
 
     def encode(self, text: str) -> list[int]:
-        tokens = self._tokenize(self.flavour, text)
-        if self._prefix and tokens[: len(self._prefix)] == self._prefix:
-            tokens = tokens[len(self._prefix):]
-        return tokens
+        return self._call(self.engine.encode, text)
 
     def decode(self, tokens: list[int]) -> str:
-        path = "/extras/detokenize" if self.flavour == "llama-cpp-python" else "/detokenize"
-        key = "text" if self.flavour == "llama-cpp-python" else (
-            "prompt" if self.flavour == "vllm" else "content")
-        payload = {"tokens": list(tokens)}
-        if self.flavour == "vllm":
-            payload["model"] = self.model
-        return self._post(path, payload)[key]
+        return self._call(self.engine.decode, tokens)
 
     def batch_decode(self, batch: list[list[int]]) -> list[str]:
         return [self.decode(tokens) for tokens in batch]
+
+    def _call(self, method: Any, argument: Any) -> Any:
+        try:
+            return method(argument)
+        except kitt.TokenizerError as exc:
+            raise kitt.EngineFailed(f"the engine's tokenizer failed: {exc}",
+                                    hint="check the engine log") from None
+
+
+def engine_tokenizer(target: kitt.Target, *, timeout: float = 60) -> LmEvalTokenizer:
+    """The engine's tokenizer for loglikelihood scoring; BadInput when it has none."""
+    api = target.tokenize
+    if api is None or api.detokenize_path is None:
+        raise kitt.BadInput(
+            f"engine {target.engine} has no tokenize and detokenize endpoints KITT can use",
+            hint="set `tokenizer:` to the model's Hugging Face folder (tokenizer.json)")
+    tokenizer = kitt.EngineTokenizer(target.base_url, api, target.model, timeout)
+    try:
+        tokenizer.encode("Hello world")
+    except kitt.TokenizerError as exc:
+        raise kitt.BadInput(f"the tokenize endpoint of {target.base_url} does not answer: "
+                            f"{exc}", hint="set `tokenizer:` to the model's Hugging Face "
+                                           "folder (tokenizer.json)") from None
+    return LmEvalTokenizer(tokenizer)

@@ -1,18 +1,53 @@
 """KITT: Kirizan's Inference Testing Tools.
 
-This module is the whole public API for plugin authors; everything else is internal.
+This module is the whole public API for plugin authors: the contract (hooks, base classes
+and the records KITT keeps) and the helpers plugins share. Everything under `kitt._*` is
+internal; plugins import `kitt` and nothing below it (docs/plugins.md).
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
 from kitt import validators
-from kitt.benchmark import Benchmark, BenchmarkContext, Measurement, NoParams, Target
-from kitt.engine import ContainerSpec, Engine, ImageChoice, Launch
+from kitt._engines.conformance import probe_prompt_logprobs
+from kitt._engines.docker import docker_client
+from kitt._engines.formats import ModelInfo, detect_format
+from kitt._engines.streams import (
+    Route,
+    StreamParser,
+    new_parser,
+    request_body,
+    route_for,
+)
+from kitt._engines.tokenize import EngineTokenizer, Tokenizer, TokenizerError
+from kitt._fingerprint import host_arch, is_blackwell, max_compute_capability
+from kitt._storage.contract import RunFilter, StorageBackend, Store
+from kitt._storage.open import open_store
+from kitt._util.files import kitt_home
+from kitt._util.version import __version__
+from kitt._util.yamlfile import YamlFile, load_yaml, plain
+from kitt.benchmark import (
+    Benchmark,
+    BenchmarkContext,
+    Measurement,
+    MetricSpec,
+    NoParams,
+    Progress,
+    Target,
+)
+from kitt.engine import (
+    ContainerSpec,
+    Engine,
+    ImageChoice,
+    Launch,
+    TokenizeApi,
+    find_executable,
+    find_python,
+    option_flags,
+)
 from kitt.errors import BadInput, EngineFailed, KittError
-from kitt.files import kitt_home
 from kitt.hookspecs import hookimpl
-from kitt.model import (
+from kitt.probe import Probe, ProbeContext
+from kitt.records import (
     BenchmarkResult,
+    Direction,
     EngineConfig,
     Fingerprint,
     ItemRecord,
@@ -20,14 +55,6 @@ from kitt.model import (
     RequestSample,
     Run,
 )
-from kitt.probe import Probe, ProbeContext
-from kitt.storage.api import Store as Store  # the results store interface
-from kitt.store import StorageBackend
-
-try:
-    __version__ = version("kitt-core")
-except PackageNotFoundError:  # running from a source tree that was never installed
-    __version__ = "0.0.0+unknown"
 
 __all__ = [
     "BadInput",
@@ -35,9 +62,11 @@ __all__ = [
     "BenchmarkContext",
     "BenchmarkResult",
     "ContainerSpec",
+    "Direction",
     "Engine",
     "EngineConfig",
     "EngineFailed",
+    "EngineTokenizer",
     "Fingerprint",
     "ImageChoice",
     "ItemRecord",
@@ -45,15 +74,41 @@ __all__ = [
     "Launch",
     "Measurement",
     "Metric",
+    "MetricSpec",
+    "ModelInfo",
     "NoParams",
     "Probe",
     "ProbeContext",
+    "Progress",
     "RequestSample",
+    "Route",
     "Run",
+    "RunFilter",
     "StorageBackend",
+    "Store",
+    "StreamParser",
     "Target",
+    "TokenizeApi",
+    "Tokenizer",
+    "TokenizerError",
+    "YamlFile",
     "__version__",
+    "detect_format",
+    "docker_client",
+    "find_executable",
+    "find_python",
     "hookimpl",
+    "host_arch",
+    "is_blackwell",
     "kitt_home",
+    "load_yaml",
+    "max_compute_capability",
+    "new_parser",
+    "open_store",
+    "option_flags",
+    "plain",
+    "probe_prompt_logprobs",
+    "request_body",
+    "route_for",
     "validators",
 ]

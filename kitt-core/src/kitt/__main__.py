@@ -1,3 +1,3 @@
-from kitt.cli import main
+from kitt._cli import main
 
 main()

@@ -1,13 +1,24 @@
-"""The engine contract: what an engine plugin describes. KITT's runtimes do the launching."""
+"""The engine contract: what an engine plugin describes. KITT's runtimes do the launching.
+
+Besides the `Engine` base class, this module holds the helpers engines share for native
+mode: finding the server executable (`find_executable`, `find_python`) and turning
+options into command-line flags (`option_flags`).
+"""
 
 from __future__ import annotations
 
+import functools
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable, Mapping
+from importlib.util import find_spec
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import attrs
 
-from kitt.model import JSON, Fingerprint
+from kitt.records import JSON, Fingerprint
 
 
 @attrs.frozen
@@ -48,6 +59,26 @@ class ContainerSpec:
     """Extra named volumes: volume name -> container path (e.g. Ollama's model store)."""
 
 
+@attrs.frozen
+class TokenizeApi:
+    """How an engine's server tokenizes text over HTTP (`Engine.tokenize_api`).
+
+    `POST path` with `{text_field: text, **extra}` (plus `"model"` when `send_model`)
+    answers `{"tokens": [...]}` or a list of `{"id": ...}` objects. `detokenize_path`, when
+    the server has one, takes `{"tokens": [...]}` and answers the text under
+    `detokenize_field`. `adds_bos`: the server always puts a BOS token first, which KITT
+    strips (prompts are text the server tokenizes again).
+    """
+
+    path: str = "/tokenize"
+    text_field: str = "prompt"
+    extra: dict[str, JSON] = attrs.field(factory=dict)
+    send_model: bool = False
+    detokenize_path: str | None = None
+    detokenize_field: str = "prompt"
+    adds_bos: bool = False
+
+
 class Engine:
     """Base class for engine plugins. Override the class attributes and the methods that
     your engine needs; the defaults suit an OpenAI-compatible server with `/health`."""
@@ -62,7 +93,7 @@ class Engine:
     default_image: ClassVar[str | None] = None
     description: ClassVar[str] = ""
     Options: ClassVar[type | None] = None
-    """An attrs class of the engine's options (`-o key=value`, engines.yaml, suites).
+    """An attrs class of the engine's options (`-O key=value`, engines.yaml, suites).
     Unknown keys and values its validators reject stop the launch (exit 2); engines
     receive `Launch.options` as the full dict, defaults filled in."""
     install_hint: ClassVar[str] = ""
@@ -71,6 +102,13 @@ class Engine:
     """Optional API abilities, e.g. `prompt_logprobs` (completions with echo + logprobs)."""
     stop_grace_s: ClassVar[float] = 10.0
     """How long a graceful stop may take before the server is killed."""
+    shared_service: ClassVar[bool] = False
+    """Native mode may reuse a server already running on `default_port` (`attach`), as
+    a system service is (Ollama's): campaigns then keep that port rather than pick a free
+    one for each run."""
+    tokenize_api: ClassVar[TokenizeApi | None] = None
+    """The server's tokenize endpoint, when it has one: perf benchmarks build exact
+    prompt lengths with it, quality scoring counts tokens, conformance checks it."""
 
     def select_image(self, host: Fingerprint) -> ImageChoice:
         """The image for `host`. Override to add hardware rules (GPU architecture...)."""
@@ -79,7 +117,8 @@ class Engine:
         return ImageChoice(self.default_image, "engine default")
 
     def find_native_binary(self, options: dict[str, JSON]) -> Path | None:
-        """The server executable for native mode, or None when it is not installed."""
+        """The server executable for native mode, or None when it is not installed
+        (`find_executable` and `find_python` do the usual lookups)."""
         return None
 
     def native_command(self, launch: Launch) -> list[str]:
@@ -115,3 +154,67 @@ class Engine:
 
     def __repr__(self) -> str:
         return f"<Engine {self.name}>"
+
+
+# -- helpers for native mode -----------------------------------------------------------------
+
+def find_executable(configured: JSON, *names: str,
+                    fallback: Callable[[], str | Path | None] | None = None) -> Path | None:
+    """The executable an engine runs natively: `configured` (the user's option, e.g. the
+    `binary` option) when set, which must then exist; else the first of `names` on PATH;
+    else what `fallback` finds (e.g. a binary a Python package ships). None: not found."""
+    if configured:
+        path = Path(str(configured)).expanduser()
+        return path if path.is_file() else None
+    for name in names:
+        found = shutil.which(name)
+        if found:
+            return Path(found)
+    if fallback is not None:
+        try:
+            found_path = fallback()
+        except Exception:  # a broken package is "not found": the install hint says more
+            return None
+        if found_path and Path(found_path).is_file():
+            return Path(found_path)
+    return None
+
+
+def find_python(configured: JSON, *modules: str) -> Path | None:
+    """A Python interpreter that can import every one of `modules` (a server run as
+    `python -m ...`): `configured` (e.g. the `python` option, another environment's
+    interpreter) when set, else KITT's own. None when it lacks one of them."""
+    if configured:
+        path = Path(str(configured)).expanduser()
+        return path if path.is_file() and _imports(str(path), modules) else None
+    if all(find_spec(module) is not None for module in modules):
+        return Path(sys.executable)
+    return None
+
+
+@functools.lru_cache(maxsize=16)
+def _imports(python: str, modules: tuple[str, ...]) -> bool:
+    """Whether `python` finds `modules`: a spec lookup, which imports nothing heavy."""
+    code = ("import importlib.util, sys; "
+            f"sys.exit(any(importlib.util.find_spec(m) is None for m in {list(modules)!r}))")
+    try:
+        done = subprocess.run([python, "-c", code], capture_output=True, timeout=30,
+                              check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+    return done.returncode == 0
+
+
+def option_flags(options: Mapping[str, Any], flags: Mapping[str, str],
+                 switches: Mapping[str, str] | None = None) -> list[str]:
+    """Command-line arguments from engine options: `flags` maps an option to the flag that
+    takes its value (left out when the option is None); `switches` maps a boolean option
+    to a flag given alone when the option is true. In the order of the mappings."""
+    args: list[str] = []
+    for key, flag in flags.items():
+        if options.get(key) is not None:
+            args += [flag, str(options[key])]
+    for key, flag in (switches or {}).items():
+        if options.get(key):
+            args.append(flag)
+    return args

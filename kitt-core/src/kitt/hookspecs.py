@@ -1,10 +1,12 @@
-"""The plugin contract. A KITT plugin is a module named by an entry point in the `kitt`
-group that implements some of these hooks with `@kitt.hookimpl`.
+"""The plugin contract. A KITT plugin is a module, named by an entry point in the `kitt`
+group (or by `kitt.plugins.DEFAULT_PLUGINS` for the built-in ones), that implements some
+of these hooks with `@kitt.hookimpl`.
 
 Every `register_*` hook receives a `register` callback; call it once per thing the plugin
 provides. Plugin modules are imported for every `kitt` command, `kitt --help` included:
 import heavy libraries (docker, numpy, aiohttp, lm_eval, torch...) inside functions, never
-at module level.
+at module level. Plugins import `kitt` and nothing under it: its top-level names are the
+whole API.
 """
 
 from __future__ import annotations
@@ -21,11 +23,15 @@ def register_engines(register):
 
     An engine describes; KITT's runtimes act. It declares its `name`, the model `formats`
     it serves (`gguf`, `safetensors`, `pytorch`, `ollama`), its `modes` (`native`,
-    `docker`), `default_port`, `health_path` and API flavour (`openai`, `ollama`, `tgi`).
-    It chooses a container image for a host (`select_image(fingerprint)`), builds the
-    native command line (`native_command(launch)`) and the container description
-    (`container_spec(launch)`), and says when a health response means ready
-    (`is_healthy(status, body)`). Engine names are unique across all plugins.
+    `docker`), `default_port`, `health_path`, `metrics_path`, API flavour `api`
+    (`openai`, `ollama`, `tgi`), `Options` (an attrs class) and `tokenize_api`. It
+    chooses a container image for a host (`select_image(fingerprint)`), finds its native
+    server (`find_native_binary(options)`), builds the native command line
+    (`native_command(launch)`) and the container description (`container_spec(launch,
+    image)`), says when a health response means ready (`is_healthy(status, body)`) and
+    which version is serving (`version(base_url)`). Engines that manage models or share a
+    running service also implement `attach(base_url, options)` and `prepare(base_url,
+    launch)`. Engine names are unique across all plugins.
     """
 
 
@@ -34,12 +40,13 @@ def register_benchmarks(register):
     """Register benchmarks: `register(benchmark)` with a `kitt.Benchmark` instance.
 
     A benchmark has a unique `name`, a `version` (bump it when its numbers change
-    meaning), a `category` (`performance`, `quality` or any other word), and a `Params`
-    attrs class: suite YAML parameters are validated against it before anything starts.
-    `run(context, params)` measures the target described by `context` (a
-    `kitt.BenchmarkContext`) and returns a `kitt.Measurement`. It raises
-    `kitt.KittError` for failures the user must act on; any other exception is recorded
-    as the benchmark's error and the suite goes on.
+    meaning), a `category` (`performance`, `quality` or any other word), a `Params`
+    attrs class (suite YAML parameters are validated against it before anything starts),
+    the `metrics` it can report (`kitt.MetricSpec`: name, unit, direction) and the
+    `headline` metric names `kitt run` summarises. `run(context, params)` measures the
+    target described by `context` (a `kitt.BenchmarkContext`) and returns a
+    `kitt.Measurement`. It raises `kitt.KittError` for failures the user must act on;
+    any other exception is recorded as the benchmark's error and the suite goes on.
     """
 
 
@@ -48,8 +55,8 @@ def register_storage_backends(register):
     """Register result stores: `register(backend)` with a `kitt.StorageBackend`.
 
     A backend claims URL `schemes` (`sqlite`, `postgresql`...) and opens a store with
-    `open(url)`. `kitt --store URL` and the `KITT_STORE` setting pick a backend by the
-    URL's scheme. Stores implement every operation of `kitt.Store`.
+    `open(url, create=...)`. `kitt --store URL` and the `KITT_STORE` setting pick a
+    backend by the URL's scheme. Stores implement every operation of `kitt.Store`.
     """
 
 
@@ -68,4 +75,5 @@ def register_fingerprint_probes(register):
 
 @hookspec
 def register_commands(cli):
-    """Add commands to the `kitt` click group, e.g. `@cli.command()` or `cli.add_command`."""
+    """Add commands to the `kitt` click group `cli`: `cli.add_command(command)`, or
+    `@cli.command()`. A group another plugin made is in `cli.commands` to add to."""

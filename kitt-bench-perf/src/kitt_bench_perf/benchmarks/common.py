@@ -15,42 +15,17 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from kitt.benchmark import Target
-from kitt.errors import BadInput, KittError
-from kitt.model import Metric, RequestSample
+import kitt
+from kitt import BadInput, Metric, RequestSample, Target, Tokenizer, TokenizerError
+from kitt_bench_perf.benchmarks import catalog
 from kitt_bench_perf.benchmarks.params import LoadParams
-from kitt_bench_perf.client import Api, Endpoint
+from kitt_bench_perf.client import Endpoint
 from kitt_bench_perf.load import ClientOptions, LoadSpec, RunResult, run_load
 from kitt_bench_perf.metrics import NS_PER_MS, SLO, Summary, request_metrics
 from kitt_bench_perf.records import RequestRecord, TokenSource
 from kitt_bench_perf.server_metrics import ServerMetricsScraper
-from kitt_bench_perf.tokenizer import EngineTokenizer, HFTokenizer, Tokenizer, TokenizerError
+from kitt_bench_perf.tokenizer import HFTokenizer
 from kitt_bench_perf.workload import LengthDist, RequestSpec, synthetic_requests
-
-LATENCY_STATS = ("mean", "std", "min", "max", "p50", "p90", "p95", "p99")
-# Summary distribution field -> (metric prefix, unit, statistics reported as metrics).
-# The full distributions (p99_9 included) are in details["summary"].
-DISTRIBUTION_METRICS: dict[str, tuple[str, str, tuple[str, ...]]] = {
-    "ttft_ms": ("ttft_ms", "ms", LATENCY_STATS),
-    "itl_pooled_ms": ("itl_pooled_ms", "ms", LATENCY_STATS),
-    "itl_request_mean_ms": ("itl_request_mean_ms", "ms", LATENCY_STATS),
-    "tpot_ms": ("tpot_ms", "ms", LATENCY_STATS),
-    "e2e_ms": ("e2e_ms", "ms", LATENCY_STATS),
-    "output_tokens_per_s_per_request": ("request_output_tokens_per_s", "tokens/s",
-                                        ("mean", "p50", "min")),
-    "output_tokens": ("output_tokens", "tokens", ("mean", "min", "max")),
-    "input_tokens": ("input_tokens", "tokens", ("mean", "min", "max")),
-    "ttft_from_scheduled_ms": ("ttft_from_scheduled_ms", "ms", LATENCY_STATS),
-    "e2e_from_scheduled_ms": ("e2e_from_scheduled_ms", "ms", LATENCY_STATS),
-    "send_delay_ms": ("send_delay_ms", "ms", ("mean", "p99", "max")),
-    # The server's own timings (Ollama): present only when the engine reported them.
-    "server_eval_tokens_per_s": ("server_eval_tokens_per_s", "tokens/s",
-                                 ("mean", "p50", "min")),
-    "server_prompt_eval_ms": ("server_prompt_eval_ms", "ms", ("mean", "p50", "p99", "max")),
-    "server_load_ms": ("server_load_ms", "ms", ("mean", "max")),
-    "server_total_ms": ("server_total_ms", "ms", ("mean", "p50", "p99", "max")),
-}
-
 
 # -- target -> endpoint ------------------------------------------------------------------
 
@@ -59,22 +34,18 @@ def endpoint_for(target: Target, endpoint: str, *, ignore_eos: bool = True,
     """openai: completions (or chat); ollama: /api/generate (or /api/chat); tgi: its
     OpenAI-compatible Messages API (/v1/chat/completions), or with `generate_stream` its
     native /generate_stream. `generate_stream` is refused for any other API."""
-    chat = endpoint == "chat"
     if endpoint == "generate_stream" and target.api != "tgi":
         raise BadInput(f"endpoint 'generate_stream' is TGI's native API; this target's API "
                        f"is {target.api!r}",
                        hint="use endpoint: completions or chat (generate_stream needs a "
                             "tgi engine)")
-    if target.api == "openai":
-        api = Api.OPENAI_CHAT if chat else Api.OPENAI_COMPLETIONS
-    elif target.api == "ollama":
-        api = Api.OLLAMA_CHAT if chat else Api.OLLAMA_GENERATE
-    elif target.api == "tgi":
-        api = Api.TGI_GENERATE_STREAM if endpoint == "generate_stream" else Api.OPENAI_CHAT
-    else:
-        raise KittError(f"kitt-bench-perf cannot drive API {target.api!r}",
-                        hint="supported APIs: openai, ollama, tgi")
-    return Endpoint(target.base_url, target.model, api, ignore_eos=ignore_eos,
+    try:
+        route = kitt.route_for(target.api, chat=endpoint == "chat",
+                               native=endpoint == "generate_stream")
+    except ValueError:
+        raise kitt.KittError(f"kitt-bench-perf cannot drive API {target.api!r}",
+                             hint="supported APIs: openai, ollama, tgi") from None
+    return Endpoint(target.base_url, target.model, route, ignore_eos=ignore_eos,
                     include_usage=True, temperature=temperature)
 
 
@@ -103,14 +74,17 @@ class WordTokenizer:
 
 
 def prompt_tokenizer(target: Target) -> tuple[Tokenizer, str]:
-    """(tokenizer, kind): the engine's /tokenize when it answers, else the model folder's
-    tokenizer.json, else whitespace words. `kind` goes into details."""
-    engine = EngineTokenizer(target.base_url, timeout_s=30)
-    try:
-        if engine.encode("hello world") and engine.decode(engine.encode("hello")).strip():
-            return engine, "engine /tokenize"
-    except TokenizerError:
-        pass
+    """(tokenizer, kind): the engine's own tokenizer when it has one that can also
+    detokenize, else the model folder's tokenizer.json, else whitespace words. `kind`
+    goes into details."""
+    if target.tokenize is not None and target.tokenize.detokenize_path is not None:
+        engine = kitt.EngineTokenizer(target.base_url, target.tokenize, target.model,
+                                      timeout_s=30)
+        try:
+            if engine.encode("hello world") and engine.decode(engine.encode("hello")).strip():
+                return engine, f"engine {target.tokenize.path}"
+        except TokenizerError:
+            pass
     path = target.model_path
     for folder in (path, path.parent) if path is not None else ():
         if (Path(folder) / "tokenizer.json").is_file():
@@ -175,27 +149,24 @@ def slo_of(params: LoadParams) -> SLO | None:
 
 # -- results ----------------------------------------------------------------------------------
 
-def summary_metrics(summary: Summary, prefix: str = "") -> list[Metric]:
+def summary_metrics(summary: Summary) -> list[Metric]:
     """KITT metrics of a summary: counts, rates, and chosen statistics of each
     distribution, named `<distribution>_<stat>` (`ttft_ms_p99`, `itl_pooled_ms_p50`)."""
-    out = [Metric(f"{prefix}requests", summary.requests, "requests"),
-           Metric(f"{prefix}errored", summary.errored + summary.incomplete, "requests"),
-           Metric(f"{prefix}error_rate", summary.error_rate, ""),
-           Metric(f"{prefix}window_s", summary.window_s, "s")]
-    for name, unit in (("requests_per_s", "requests/s"), ("output_tokens_per_s", "tokens/s"),
-                       ("input_tokens_per_s", "tokens/s"),
-                       ("goodput_requests_per_s", "requests/s")):
+    out = [catalog.REQUESTS(summary.requests),
+           catalog.ERRORED(summary.errored + summary.incomplete),
+           catalog.ERROR_RATE(summary.error_rate), catalog.WINDOW(summary.window_s)]
+    for name, spec in catalog.RATES.items():
         value = getattr(summary, name)
         if value is not None:
-            out.append(Metric(prefix + name, value, unit))
+            out.append(spec(value))
     if summary.slo_met is not None and summary.requests:
-        out.append(Metric(f"{prefix}slo_attainment_pct",
-                          100.0 * summary.slo_met / summary.requests, "%"))
-    for field, (name, unit, stats) in DISTRIBUTION_METRICS.items():
+        out.append(catalog.SLO_ATTAINMENT(100.0 * summary.slo_met / summary.requests))
+    for field, specs in catalog.DISTRIBUTION_SPECS.items():
         dist = getattr(summary, field)
         if dist is not None:
-            out.extend(Metric(f"{prefix}{name}_{stat}", getattr(dist, stat), unit)
-                       for stat in stats)
+            stats = catalog.DISTRIBUTIONS[field][3]
+            out.extend(spec(getattr(dist, stat)) for spec, stat in zip(specs, stats,
+                                                                       strict=True))
     return out
 
 

@@ -7,14 +7,12 @@ from typing import Any
 
 import attrs
 
-from kitt.benchmark import BenchmarkContext, Measurement
-from kitt.model import Metric
-from kitt_bench_perf.benchmarks import common
+from kitt import BenchmarkContext, Measurement, Metric, Tokenizer
+from kitt_bench_perf.benchmarks import catalog, common
 from kitt_bench_perf.benchmarks.params import LoadParams
 from kitt_bench_perf.load import Concurrency, LoadSpec, Sequential
 from kitt_bench_perf.metrics import Summary, check_error_rate, summarize
 from kitt_bench_perf.records import RequestRecord
-from kitt_bench_perf.tokenizer import Tokenizer
 
 
 @attrs.frozen
@@ -64,7 +62,7 @@ def measure(context: BenchmarkContext, params: LoadParams, prepared: Prepared,
     t0 = summary.window_start_ns if summary.window_start_ns is not None else result.t0_ns
     metrics = common.summary_metrics(summary)
     details: dict[str, Any] = {
-        "api": prepared.endpoint.api.value,
+        "api": prepared.endpoint.route.value,
         "load": common.load_details(result),
         "workload": common.workload_details(prepared.specs),
         "token_counting": common.token_counting(records, prepared.tokenizer_kind),
@@ -72,7 +70,8 @@ def measure(context: BenchmarkContext, params: LoadParams, prepared: Prepared,
     }
     if scraper is not None:
         details["server_metrics"] = scraper.details(t0)
-        metrics.extend(Metric(n, v, u) for n, v, u in scraper.key_metrics())
+        metrics.extend(catalog.SERVER_BY_NAME[name](value)
+                       for name, value in scraper.key_metrics())
     return LoadOutcome(records, summary, details, metrics, t0)
 
 

@@ -16,13 +16,19 @@ from typing import Any
 
 import attrs
 
-from kitt.benchmark import BenchmarkContext, Measurement, Target
-from kitt.model import ItemRecord, Metric
-from kitt_bench_perf.benchmarks import common
+from kitt import (
+    BenchmarkContext,
+    ItemRecord,
+    Measurement,
+    Metric,
+    Target,
+    Tokenizer,
+    TokenizerError,
+)
+from kitt_bench_perf.benchmarks import catalog, common
 from kitt_bench_perf.benchmarks.params import LongContextParams
 from kitt_bench_perf.load import ClientOptions, LoadSpec, Sequential, run_load
 from kitt_bench_perf.metrics import check_error_rate, request_metrics, summarize
-from kitt_bench_perf.tokenizer import Tokenizer, TokenizerError
 from kitt_bench_perf.workload import RequestSpec
 
 # Plain filler words: no digits, so the only number in the prompt is the code.
@@ -152,7 +158,7 @@ def run(context: BenchmarkContext, params: LongContextParams) -> Measurement:
     check = check_error_rate(summary, params.max_error_rate)
     details = {"max_context": max_context, "context_lengths": fits, "skipped_lengths": skipped,
                "positions": params.positions, "trials": params.trials,
-               "prompt_tokenizer": kind, "api": endpoint.api.value,
+               "prompt_tokenizer": kind, "api": endpoint.route.value,
                "needle": "The secret code is <5 digits>.", "question": QUESTION,
                "by_length": by_length, "cells": rows, "summary": summary.to_dict(),
                "checks": [attrs.asdict(check)]}
@@ -169,8 +175,7 @@ def _aggregate(rows: list[dict[str, Any]]) -> tuple[list[Metric], dict[str, Any]
     groups: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for row in rows:
         groups[row["context_tokens"]].append(row)
-    metrics = [Metric("accuracy_pct", 100.0 * sum(r["retrieved"] for r in rows) / len(rows),
-                      "%")]
+    metrics = [catalog.ACCURACY(100.0 * sum(r["retrieved"] for r in rows) / len(rows))]
     by_length: dict[str, Any] = {}
     for length in sorted(groups):
         group = groups[length]
@@ -184,12 +189,12 @@ def _aggregate(rows: list[dict[str, Any]]) -> tuple[list[Metric], dict[str, Any]
             "accuracy_pct": acc, "ttft_ms_mean": ttft, "e2e_ms_mean": e2e,
             "prompt_tokens_mean": _mean([r["prompt_tokens"] for r in group]),
             "by_position": {str(p): 100.0 * sum(v) / len(v) for p, v in positions.items()}}
-        metrics.append(Metric(f"ctx_{length}_accuracy_pct", acc, "%"))
+        metrics.append(catalog.LENGTH_ACCURACY(acc, length=length))
         if ttft is not None:
-            metrics.append(Metric(f"ctx_{length}_ttft_ms", ttft, "ms"))
+            metrics.append(catalog.LENGTH_TTFT(ttft, length=length))
         if e2e is not None:
-            metrics.append(Metric(f"ctx_{length}_e2e_ms", e2e, "ms"))
+            metrics.append(catalog.LENGTH_E2E(e2e, length=length))
     longest = by_length[str(max(groups))]
     if longest["ttft_ms_mean"] is not None:
-        metrics.append(Metric("ttft_ms_max_length", longest["ttft_ms_mean"], "ms"))
+        metrics.append(catalog.TTFT_MAX_LENGTH(longest["ttft_ms_mean"]))
     return metrics, by_length

@@ -13,17 +13,12 @@ from typing import Any
 
 import attrs
 
-from kitt.benchmark import BenchmarkContext, Measurement
-from kitt.errors import KittError
-from kitt.model import Metric
-from kitt_bench_perf.benchmarks import common
+from kitt import BenchmarkContext, KittError, Measurement, Metric, MetricSpec
+from kitt_bench_perf.benchmarks import catalog, common
 from kitt_bench_perf.benchmarks.loadrun import load_spec, measure, prepare
 from kitt_bench_perf.benchmarks.params import MemoryParams
 from kitt_bench_perf.memory import ContainerMemory, ProcessTreeRss, Sampler, gpu_memory
 from kitt_bench_perf.metrics import check_error_rate
-
-LOAD_METRICS = ("requests", "error_rate", "output_tokens_per_s", "requests_per_s",
-                "e2e_ms_p50")
 
 
 def sources_for(context: BenchmarkContext) -> list[Any]:
@@ -69,6 +64,11 @@ def primary(per_series: dict[str, dict[str, float]]) -> tuple[str, dict[str, flo
     return None
 
 
+def _memory_metric(name: str, mib: float) -> Metric:
+    spec: MetricSpec = next(s for s in catalog.MEMORY if s.matches(name))
+    return Metric(name, mib, spec.unit, spec.direction)
+
+
 def run(context: BenchmarkContext, params: MemoryParams) -> Measurement:
     total = params.requests + params.warmup_requests
     context.progress(0, total)
@@ -89,14 +89,12 @@ def run(context: BenchmarkContext, params: MemoryParams) -> Measurement:
     per_series = stats(sampler.points, load_start)
     metrics: list[Metric] = []
     main = primary(per_series)
-    if main is not None:
-        metrics.extend(Metric(f"memory_{s}_mib", main[1][s], "MiB")
-                       for s in ("peak", "mean", "idle"))
-    for name, values in per_series.items():
-        metrics.extend(Metric(f"{name}_{s}_mib", values[s], "MiB")
+    series = {"memory": main[1]} if main is not None else {}
+    for name, values in {**series, **per_series}.items():
+        metrics.extend(_memory_metric(f"{name}_{s}_mib", values[s])
                        for s in ("peak", "mean", "idle"))
     by_name = {m.name: m for m in outcome.metrics}
-    metrics.extend(by_name[n] for n in LOAD_METRICS if n in by_name)
+    metrics.extend(by_name[n] for n in catalog.MEMORY_LOAD if n in by_name)
     check = check_error_rate(outcome.summary, params.max_error_rate)
     passed = check.passed and main is not None
     details: dict[str, Any] = {

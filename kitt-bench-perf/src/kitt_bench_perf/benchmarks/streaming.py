@@ -6,7 +6,8 @@ from typing import Any
 
 import numpy as np
 
-from kitt.model import Metric
+from kitt import Metric
+from kitt_bench_perf.benchmarks import catalog
 from kitt_bench_perf.benchmarks.loadrun import LoadOutcome
 from kitt_bench_perf.metrics import NS_PER_MS, Distribution
 from kitt_bench_perf.records import RequestRecord
@@ -37,8 +38,8 @@ def jitter(outcome: LoadOutcome) -> tuple[list[Metric], dict[str, Any]]:
     for name, dist in (("itl_jitter_ms", jitters), ("itl_max_gap_ms", stalls)):
         if dist is None:
             continue
-        metrics.extend(Metric(f"{name}_{stat}", getattr(dist, stat), "ms")
-                       for stat in ("mean", "p50", "p99", "max"))
+        metrics.extend(spec(getattr(dist, spec.name.rpartition("_")[2]))
+                       for spec in catalog.JITTER if spec.name.startswith(f"{name}_"))
         details[name] = {k: getattr(dist, k) for k in
                          ("count", "mean", "std", "min", "max", "p50", "p90", "p99")}
     return metrics, {"stream_steadiness": details}

@@ -12,16 +12,11 @@ from typing import Any
 
 import attrs
 
-from kitt.benchmark import BenchmarkContext, Measurement
-from kitt.model import Metric
-from kitt_bench_perf.benchmarks import common
+from kitt import BenchmarkContext, Measurement, Metric
+from kitt_bench_perf.benchmarks import catalog, common
 from kitt_bench_perf.benchmarks.loadrun import load_spec, measure, prepare
 from kitt_bench_perf.benchmarks.params import SweepParams
 from kitt_bench_perf.metrics import Summary
-
-LEVEL_METRICS = ("output_tokens_per_s", "requests_per_s", "ttft_ms_p50", "ttft_ms_p99",
-                 "e2e_ms_p50", "itl_pooled_ms_p50", "error_rate", "goodput_requests_per_s",
-                 "slo_attainment_pct")
 
 
 def qualifies(summary: Summary, params: SweepParams) -> bool:
@@ -62,9 +57,8 @@ def run(context: BenchmarkContext, params: SweepParams) -> Measurement:
                  "summary": outcome.details["summary"],
                  "token_counting": outcome.details["token_counting"]}
         levels.append(level)
-        metrics.extend(Metric(f"concurrency_{concurrency}.{name}", by_name[name].value,
-                              by_name[name].unit)
-                       for name in LEVEL_METRICS if name in by_name)
+        metrics.extend(attrs.evolve(by_name[name], name=f"concurrency_{concurrency}.{name}")
+                       for name in catalog.SWEEP_LEVEL if name in by_name)
         # Samples of every level on one time axis: ms from the first level's window.
         samples.extend(common.request_samples(outcome.records, t_first))
         if "server_metrics" in outcome.details:
@@ -72,17 +66,15 @@ def run(context: BenchmarkContext, params: SweepParams) -> Measurement:
         context.progress(per_level * (i + 1), total)
     best = best_level(levels)
     if best is not None:
-        metrics[:0] = [Metric("best_concurrency", best["concurrency"], "requests"),
-                       Metric("best_output_tokens_per_s", best["output_tokens_per_s"] or 0.0,
-                              "tokens/s"),
-                       Metric("best_requests_per_s", best["requests_per_s"] or 0.0,
-                              "requests/s")]
+        metrics[:0] = [catalog.BEST_CONCURRENCY(best["concurrency"]),
+                       catalog.BEST_OUTPUT_TOKENS_PER_S(best["output_tokens_per_s"] or 0.0),
+                       catalog.BEST_REQUESTS_PER_S(best["requests_per_s"] or 0.0)]
     slo = common.slo_of(params)
     details = {"sweep": levels, "best_concurrency": best["concurrency"] if best else None,
                "rule": "highest output_tokens_per_s among levels meeting the SLO and "
                        "error budget; ties go to the lower concurrency",
                "slo": attrs.asdict(slo) if slo else None,
-               "slo_attainment": params.slo_attainment, "api": prepared.endpoint.api.value,
+               "slo_attainment": params.slo_attainment, "api": prepared.endpoint.route.value,
                "workload": common.workload_details(prepared.specs),
                "prompt_tokenizer": prepared.tokenizer_kind}
     if server:

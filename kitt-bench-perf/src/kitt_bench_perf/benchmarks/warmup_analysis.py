@@ -15,9 +15,8 @@ from typing import Any
 
 import attrs
 
-from kitt.benchmark import BenchmarkContext, Measurement
-from kitt.model import Metric
-from kitt_bench_perf.benchmarks import common
+from kitt import BenchmarkContext, Measurement, Metric
+from kitt_bench_perf.benchmarks import catalog, common
 from kitt_bench_perf.benchmarks.loadrun import measure, prepare
 from kitt_bench_perf.benchmarks.params import WarmupAnalysisParams
 from kitt_bench_perf.load import LoadSpec, Sequential
@@ -68,22 +67,20 @@ def run(context: BenchmarkContext, params: WarmupAnalysisParams) -> Measurement:
         found = stabilization(values, params.window, params.tolerance)
         details.update(reference_ms=found.reference, rolling_median_ms=found.rolling,
                        stabilization_index=found.index)
-        metrics += [Metric("first_latency_ms", values[0], "ms"),
-                    Metric("steady_latency_ms", found.reference, "ms"),
-                    Metric("cold_start_ratio", values[0] / found.reference
-                           if found.reference > 0 else 0.0, "")]
+        metrics += [catalog.FIRST_LATENCY(values[0]), catalog.STEADY_LATENCY(found.reference),
+                    catalog.COLD_START_RATIO(values[0] / found.reference
+                                             if found.reference > 0 else 0.0)]
         if found.index is not None:
-            metrics.append(Metric("stabilization_index", found.index, "requests"))
+            metrics.append(catalog.STABILIZATION_INDEX(found.index))
             if found.index > 0:
                 head = values[:found.index]
-                metrics.append(Metric("warmup_latency_ms_mean", sum(head) / len(head), "ms"))
+                metrics.append(catalog.WARMUP_LATENCY(sum(head) / len(head)))
     else:
         passed = False
         details["problem"] = (f"only {len(values)} successful requests; the analysis needs "
                               f"2 * window = {2 * params.window}")
     by_name = {m.name: m for m in outcome.metrics}
-    metrics += [by_name[n] for n in ("ttft_ms_p50", "e2e_ms_p50", "error_rate")
-                if n in by_name]
+    metrics += [by_name[n] for n in catalog.WARMUP_LOAD if n in by_name]
     details.update(load=outcome.details["load"], summary=outcome.details["summary"],
                    token_counting=outcome.details["token_counting"],
                    checks=[attrs.asdict(check)])

@@ -1,0 +1,51 @@
+"""`kitt models tiny`: KITT's own tiny test model."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import click
+
+from kitt._cli.options import json_option
+from kitt.hookspecs import hookimpl
+
+
+@hookimpl
+def register_commands(cli: click.Group) -> None:
+    models = cli.commands.get("models")
+    if isinstance(models, click.Group):  # another plugin made the group: add to it
+        models.add_command(models_tiny)
+    else:
+        cli.add_command(models_group)
+
+
+@click.group(name="models")
+def models_group():
+    """Models KITT can make or inspect."""
+
+
+@click.command(name="tiny")
+@click.argument("out_dir", type=click.Path(path_type=Path))
+@click.option("--seed", type=int, default=0, show_default=True)
+@click.option("--name", default="kitt-tiny", show_default=True)
+@json_option
+def models_tiny(out_dir: Path, seed: int, name: str, as_json: bool):
+    """Write KITT's tiny test model (GGUF + Hugging Face folder, same weights) to OUT_DIR.
+
+    Offline and deterministic: for smoke-testing an engine install without downloads."""
+    from kitt._cli.output import print_json
+    from kitt._util.extras import require_extra
+
+    require_extra("tiny", "kitt models tiny")
+    from kitt._testing.tinymodel import write_tiny_model
+
+    tiny = write_tiny_model(out_dir, seed=seed, name=name)
+    doc = {"name": tiny.name, "gguf": str(tiny.gguf_path), "hf_dir": str(tiny.hf_dir),
+           "vocab_size": tiny.vocab_size, "context_length": tiny.context_length}
+    if as_json:
+        print_json(doc)
+    else:
+        click.echo(f"gguf: {tiny.gguf_path}\nhf:   {tiny.hf_dir}")
+
+
+models_group.add_command(models_tiny)

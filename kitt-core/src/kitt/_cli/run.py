@@ -1,0 +1,153 @@
+"""`kitt run` and `kitt suites`: thin commands over `_run.runner` and `_run.suites`."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import click
+
+from kitt._cli.options import engine_options, json_option, parse_engine_options
+from kitt._cli.progress import TerminalEvents
+from kitt.hookspecs import hookimpl
+from kitt.records import BenchmarkResult
+
+
+@hookimpl
+def register_commands(cli):
+    cli.add_command(run)
+    cli.add_command(suites)
+
+
+@click.command()
+@click.option("-m", "--model", required=True,
+              help="Model file or folder (or an engine's model reference, e.g. an Ollama tag).")
+@click.option("-e", "--engine", required=True, help="Engine name (`kitt engines list`).")
+@click.option("-s", "--suite", default="quick", show_default=True,
+              help="Suite name (`kitt suites list`) or path to a suite YAML file.")
+@click.option("-o", "--output", "output_dir", type=click.Path(path_type=Path),
+              help="Results folder [default: KITT_HOME/results/MODEL/ENGINE/TIMESTAMP].")
+@click.option("--mode", type=click.Choice(["native", "docker"]),
+              help="Launch natively or in a container [default: native, or the config's].")
+@click.option("--runs", type=click.IntRange(min=1), help="Repeat each benchmark N times.")
+@click.option("--skip-warmup", is_flag=True, help="Measure from the first request.")
+@click.option("--config", "config_file", type=click.Path(path_type=Path),
+              help="Engine config YAML (docs/configs.md).")
+@click.option("--profile", help="A named engine profile (docs/configs.md).")
+@engine_options
+@click.option("--port", type=click.IntRange(1, 65535), help="Port to serve on.")
+@click.option("--auto-pull", is_flag=True, help="Pull or build a missing image.")
+@click.option("--store", "store_url", help="Results store URL [default: KITT_STORE or "
+                                           "sqlite:///KITT_HOME/kitt.db].")
+@click.option("--url", help="Benchmark an engine already running at this base URL.")
+@click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampled data.")
+@json_option
+def run(model, engine, suite, output_dir, mode, runs, skip_warmup, config_file, profile,
+        options, port, auto_pull, store_url, url, seed, as_json):
+    """Launch ENGINE on MODEL, run a suite of benchmarks, store and report the results.
+
+    Exit codes: 0 all passed, 1 a benchmark failed, 2 bad input, 3 engine failure.
+    """
+    from kitt._engines.config import ConfigLayer, load_config_file, load_profile, merge
+    from kitt._run.runner import RunRequest, execute
+
+    layers = []
+    if profile:
+        layers.append(load_profile(profile))
+    if config_file:
+        layers.append(load_config_file(config_file))
+    layers.append(ConfigLayer("command line", mode=mode, port=port,
+                              options=parse_engine_options(options)))
+    request = RunRequest(
+        model=model, engine_config=merge(engine, layers), suite=suite, runs=runs,
+        skip_warmup=skip_warmup, url=url, output_dir=output_dir, store_url=store_url,
+        auto_pull=auto_pull, seed=seed,
+    )
+    with TerminalEvents() as events:
+        outcome = execute(request, events)
+    if as_json:
+        from kitt._cli.output import print_json
+        from kitt._util.converter import unstructure
+
+        doc = unstructure(outcome.run)
+        for result in doc["results"]:  # samples live in the results folder, not on stdout
+            result.pop("requests"), result.pop("items")
+        print_json({"run": doc, "output_dir": str(outcome.output_dir),
+                    "store": outcome.store_url, "exit_code": outcome.exit_code})
+    else:
+        _print_summary(outcome)
+    sys.exit(outcome.exit_code)
+
+
+def _print_summary(outcome) -> None:
+    from kitt._cli.output import print_table
+    from kitt._report.format import format_value
+
+    run = outcome.run
+    rows = []
+    for result in run.results:
+        verdict = "passed" if result.passed else "FAILED"
+        metrics = headline_metrics(result)
+        if result.error:
+            rows.append((result.name, result.run_number, verdict, "error", result.error, ""))
+        for metric in metrics:
+            rows.append((result.name, result.run_number, verdict, metric.name,
+                         format_value(metric.value), metric.unit))
+    click.echo(f"run {run.id}: {run.status} — {run.model} on {run.engine.engine} "
+               f"({run.engine.mode})")
+    print_table(("benchmark", "run", "result", "metric", "value", "unit"), rows)
+    if run.error:
+        click.echo(f"Error: {run.error}", err=True)
+    click.echo(f"results: {outcome.output_dir}")
+    click.echo(f"report:  {outcome.output_dir / 'report.html'}")
+    click.echo(f"stored:  {outcome.store_url} (run {run.id})")
+
+
+def headline_metrics(result: BenchmarkResult):
+    """The metrics a benchmark names as its headline, or all of them."""
+    from kitt import plugins
+
+    benchmark = plugins.benchmarks().get(result.name)
+    wanted = benchmark.headline if benchmark is not None else ()
+    chosen = [m for m in result.metrics if m.name in wanted]
+    return chosen or list(result.metrics)
+
+
+@click.group()
+def suites():
+    """Benchmark suites."""
+
+
+@suites.command(name="list")
+@json_option
+def suites_list(as_json: bool):
+    """Suites KITT can find by name, and where each comes from."""
+    from kitt._cli.output import print_json, print_table
+    from kitt._run.suites import available_suites, describe_suite
+
+    found = [describe_suite(path) for path in available_suites().values()]
+    if as_json:
+        print_json(found)
+        return
+    print_table(("suite", "benchmarks", "description", "path"),
+                ((s["name"], ", ".join(s["benchmarks"]), s["description"], s["path"])
+                 for s in found))
+
+
+@suites.command(name="show")
+@click.argument("suite")
+@json_option
+def suites_show(suite: str, as_json: bool):
+    """SUITE validated against the installed benchmarks, every parameter resolved."""
+    from kitt import plugins
+    from kitt._cli.output import print_json, print_table
+    from kitt._run.suites import load_suite
+
+    effective = load_suite(suite, plugins.benchmarks()).effective_config()
+    if as_json:
+        print_json(effective)
+        return
+    print_table(("benchmark", "runs", "parameter", "value"),
+                ((b["name"], b["runs"], key, value) for b in effective["benchmarks"]
+                 for key, value in b["params"].items()),
+                title=f"{effective['name']} ({effective['path']})")

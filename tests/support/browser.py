@@ -1,0 +1,146 @@
+"""Headless Chromium driven over the DevTools protocol, for tests that must see a page
+as a person's browser renders it: console errors, network requests, element sizes."""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+import subprocess
+import time
+from pathlib import Path
+from typing import Any
+
+from support import require
+
+CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
+
+
+class Page:
+    """The smallest DevTools client: commands by id, every event kept for later checks."""
+
+    def __init__(self, ws: Any):
+        self.ws = ws
+        self.events: list[dict[str, Any]] = []
+        self._next = 0
+
+    async def send(self, method: str, **params: Any) -> dict[str, Any]:
+        self._next += 1
+        await self.ws.send_json({"id": self._next, "method": method, "params": params})
+        while True:
+            message = await asyncio.wait_for(self.ws.receive_json(), timeout=30)
+            if message.get("id") == self._next:
+                if "error" in message:
+                    raise RuntimeError(f"{method}: {message['error']}")
+                return message.get("result", {})
+            self.events.append(message)
+
+    async def wait_for(self, event: str, timeout: float = 30) -> None:
+        if any(e.get("method") == event for e in self.events):
+            return
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            message = await asyncio.wait_for(self.ws.receive_json(), timeout=timeout)
+            self.events.append(message)
+            if message.get("method") == event:
+                return
+        raise TimeoutError(event)
+
+    async def evaluate(self, expression: str) -> Any:
+        result = await self.send("Runtime.evaluate", expression=expression, returnByValue=True)
+        if "exceptionDetails" in result:
+            raise RuntimeError(result["exceptionDetails"])
+        return result["result"].get("value")
+
+
+def start_chromium(profile: Path) -> tuple[subprocess.Popen, int]:
+    process = subprocess.Popen(
+        [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-extensions", "--mute-audio", f"--user-data-dir={profile}",
+         "--remote-debugging-port=0", "--window-size=1280,1000", "about:blank"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port_file = profile / "DevToolsActivePort"  # chromium writes its chosen port here
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if port_file.exists() and port_file.read_text().strip():
+            return process, int(port_file.read_text().split()[0])
+        if process.poll() is not None:
+            raise RuntimeError(f"chromium exited with {process.returncode}")
+        time.sleep(0.1)
+    process.kill()
+    raise TimeoutError("chromium did not open its DevTools port")
+
+
+async def inspect(port: int, url: str, screenshot: Path) -> dict[str, Any]:
+    import aiohttp
+
+    async with aiohttp.ClientSession() as session:
+        async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
+            targets = await response.json()
+        target = next(t for t in targets if t["type"] == "page")
+        async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
+            page = Page(ws)
+            for domain in ("Page", "Runtime", "Log", "Network"):
+                await page.send(f"{domain}.enable")
+            await page.send("Page.navigate", url=url)
+            await page.wait_for("Page.loadEventFired")
+            facts = await page.evaluate("""(() => {
+                const box = e => { const r = e.getBoundingClientRect();
+                                   return [r.width, r.height]; };
+                return {
+                  title: document.title,
+                  plots: [...document.querySelectorAll('figure[id^="plot-"]')].map(f => ({
+                    id: f.id, svgs: f.querySelectorAll('svg').length,
+                    size: f.querySelector('svg') ? box(f.querySelector('svg')) : [0, 0],
+                    paths: f.querySelectorAll('svg path, svg use').length})),
+                  cells: [...document.querySelectorAll('td')].map(td => td.textContent.trim()),
+                  critical: document.querySelectorAll('td.flag.critical').length,
+                  overflowX: document.documentElement.scrollWidth > window.innerWidth,
+                };
+            })()""")
+            height = await page.evaluate("document.documentElement.scrollHeight")
+            await page.send("Emulation.setDeviceMetricsOverride", width=1280,
+                            height=min(int(height), 6000), deviceScaleFactor=1, mobile=False)
+            shot = await page.send("Page.captureScreenshot", format="png")
+            import base64
+
+            screenshot.write_bytes(base64.b64decode(shot["data"]))
+            facts["events"] = page.events
+            return facts
+
+
+def problems(events: list[dict[str, Any]], page_url: str) -> list[str]:
+    found = []
+    for event in events:
+        method, params = event.get("method"), event.get("params", {})
+        if method == "Runtime.exceptionThrown":
+            found.append(f"uncaught: {params['exceptionDetails'].get('text')}")
+        elif method == "Runtime.consoleAPICalled" and params.get("type") in ("error", "assert"):
+            found.append(f"console.{params['type']}: {params.get('args')}")
+        elif method == "Log.entryAdded" and params["entry"]["level"] == "error":
+            found.append(f"log: {params['entry'].get('text')}")
+        elif method == "Network.requestWillBeSent":
+            requested = params["request"]["url"]
+            if requested != page_url and not requested.startswith("data:"):
+                found.append(f"network request: {requested}")
+    return found
+
+
+def open_in_browser(page: Path, workdir: Path) -> dict[str, Any]:
+    """Render `page` in a fresh headless Chromium; facts about it, `problems` (console
+    errors, uncaught exceptions, network requests) and a screenshot beside it."""
+    require("chromium", CHROMIUM is not None,
+            "install it: apt-get install -y --no-install-recommends chromium")
+    profile = workdir / "chromium-profile"
+    profile.mkdir(parents=True, exist_ok=True)
+    process, port = start_chromium(profile)
+    try:
+        facts = asyncio.run(inspect(port, page.as_uri(), page.with_suffix(".png")))
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+    facts["problems"] = problems(facts.pop("events"), page.as_uri())
+    return facts
