@@ -66,7 +66,7 @@ def vllm(session: nox.Session) -> None:
                     "torchcodec", external=True)
         marker.write_text(" ".join(VLLM_SERVER) + "\n")
     session.install(*TEST_DEPS)
-    install_kitt(session)
+    install_kitt(session, "all")  # every test module is collected, whatever it needs
     session.run("pytest", "-m", "vllm", *session.posargs,
                 env={"KITT_TEST_VLLM_PYTHON": str(python)})
 

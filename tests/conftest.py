@@ -45,3 +45,18 @@ def plugin_site(tmp_path: Path) -> Path:
     site = tmp_path / "site"
     site.mkdir()
     return site
+
+
+@pytest.fixture
+def stall_work(tmp_path: Path, kitt_env: dict[str, str], plugin_site: Path, tiny_model):
+    """A KITT home with the `stall` test engine, the `hello` benchmark, the `stalled`
+    custom evaluation, and the suites of `support.stall.SUITES` (signal tests)."""
+    from support import install_fixture_plugin
+    from support.stall import write_stall_home
+
+    install_fixture_plugin("kitt-engine-stall", plugin_site)
+    install_fixture_plugin("kitt-bench-hello", plugin_site)
+    home = Path(kitt_env["KITT_HOME"])
+    write_stall_home(tmp_path, home)
+    return {"dir": tmp_path, "env": kitt_env, "site": plugin_site, "model": tiny_model,
+            "out": tmp_path / "out", "db": home / "kitt.db"}

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 
 from support import install_fixture_plugin, run_kitt
 
@@ -63,3 +64,46 @@ def test_plugins_list_table_names_each_plugin(plugin_site):
     assert result.returncode == 0
     line = next(line for line in result.stdout.splitlines() if line.startswith("hello"))
     assert "kitt-bench-hello" in line and "0.3.0" in line
+
+
+def test_the_plugin_scan_cache_sees_installs_changes_and_removals(plugin_site, tmp_path):
+    env = {"XDG_CACHE_HOME": str(tmp_path / "cache")}
+    assert "hello" not in plugin_names(run_kitt("plugins", "list", "--json", site=plugin_site,
+                                                env=env))
+    assert list((tmp_path / "cache" / "kitt").glob("entry-points-*.json")), "no cache"
+    install_fixture_plugin("kitt-bench-hello", plugin_site)  # after the cache was written
+    assert "hello" in plugin_names(run_kitt("plugins", "list", "--json", site=plugin_site,
+                                            env=env))
+    points = next(plugin_site.glob("*.dist-info")) / "entry_points.txt"
+    points.write_text(points.read_text().replace("hello =", "greeter ="))  # edited in place
+    assert "greeter" in plugin_names(run_kitt("plugins", "list", "--json",
+                                              site=plugin_site, env=env))
+    for cache in (tmp_path / "cache" / "kitt").glob("entry-points-*.json"):
+        cache.write_text("{not json")  # a corrupt cache is scanned again, silently
+    result = run_kitt("plugins", "list", "--json", site=plugin_site, env=env)
+    assert "greeter" in plugin_names(result) and result.stderr == ""
+    shutil.rmtree(next(plugin_site.glob("*.dist-info")))  # uninstalled
+    assert "greeter" not in plugin_names(run_kitt("plugins", "list", "--json",
+                                                  site=plugin_site, env=env))
+
+
+def test_quick_commands_never_create_kitt_home(tmp_path):
+    home = tmp_path / "home"
+    assert run_kitt("--help", env={"KITT_HOME": str(home)}).returncode == 0
+    assert run_kitt("plugins", "list", env={"KITT_HOME": str(home)}).returncode == 0
+    assert not home.exists()
+
+
+def test_plugins_share_a_command_group_whoever_makes_it_first():
+    import click
+
+    import kitt
+
+    cli = click.Group("kitt")
+    first = kitt.command_group(cli, "test", "Benchmarks.")
+    first.add_command(click.Command("list"))
+    second = kitt.command_group(cli, "test", "ignored: the group exists")
+    second.add_command(click.Command("new"))
+    assert second is first and cli.commands["test"] is first
+    assert sorted(first.commands) == ["list", "new"]
+    assert first.help == "Benchmarks."

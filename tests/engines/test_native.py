@@ -20,6 +20,7 @@ from support import (
     run_kitt,
     start_kitt,
     wait_for_line,
+    wait_until,
 )
 from support.engines import (
     fake_server,
@@ -146,10 +147,9 @@ def test_signal_mid_start_stops_the_starting_server(tiny_model, tmp_path, kitt_e
     proc = start_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
                       "--port", str(free_port()), "-O", f"binary={binary}",
                       "--ready-timeout", "600", env=kitt_env)
-    deadline = time.monotonic() + 60
-    while len(processes_mentioning(str(binary), (proc.pid,))) < 3 and time.monotonic() < deadline:
-        time.sleep(0.05)  # the script and its two sleeps: it is started, not yet healthy
-    assert processes_mentioning(str(binary), (proc.pid,)), "the fake server never started"
+    # The script and its two sleeps: it is started, not yet healthy.
+    wait_until(lambda: len(processes_mentioning(str(binary), (proc.pid,))) >= 3,
+               what="the fake server to start")
     code, err = interrupt(proc, sig)
     assert code == 128 + sig, err
     assert f"interrupted by {signal.Signals(sig).name}; the engine was stopped" in err
@@ -203,10 +203,7 @@ def test_native_stop_kills_a_group_that_ignores_sigterm(tmp_path):
     log = tmp_path / "server.log"
     server = NativeServer(["sh", "-c", f"trap '' TERM; sleep 1001 & sleep 1002 # {tmp_path}"],
                           log)
-    deadline = time.monotonic() + 10
-    while len(group_members(server.pgid)) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
-    assert len(group_members(server.pgid)) >= 2
+    wait_until(lambda: len(group_members(server.pgid)) >= 2, what="both sleeps to start")
     started = time.monotonic()
     server.stop(grace_s=0.5)
     assert time.monotonic() - started < 10
@@ -229,11 +226,10 @@ def test_second_sigint_forces_teardown(tiny_model, tmp_path, kitt_env):
     proc = start_kitt("engines", "serve", "-m", str(tiny_model.gguf_path), "-e", "llamacpp",
                       "--port", str(free_port()), "-O", f"binary={binary}",
                       "--ready-timeout", "600", env=kitt_env)
-    deadline = time.monotonic() + 60
-    while len(processes_mentioning(str(binary), (proc.pid,))) < 2 and time.monotonic() < deadline:
-        time.sleep(0.05)
+    wait_until(lambda: len(processes_mentioning(str(binary), (proc.pid,))) >= 2,
+               what="the fake server to start")
     proc.send_signal(signal.SIGINT)
-    time.sleep(1.0)  # teardown has begun and is waiting for the grace period
+    wait_for_line(proc, "stopping llamacpp", stream="stderr")  # in the grace period now
     assert proc.poll() is None
     started = time.monotonic()
     code, err = interrupt(proc)

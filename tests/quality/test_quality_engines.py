@@ -14,6 +14,15 @@ from kitt.errors import BadInput
 pytestmark = [pytest.mark.engine, pytest.mark.slow]
 
 
+def assert_declared(bench, measurement) -> None:
+    """Each metric is declared by the benchmark, and its direction (lm-eval's own
+    `higher_is_better`, or neutral for standard errors and counts) is the declared one."""
+    for metric in measurement.metrics:
+        spec = bench.metric_spec(metric.name)
+        assert spec is not None, f"{bench.name} reported undeclared {metric.name!r}"
+        assert metric.direction == spec.direction, metric
+
+
 def _bench(name):
     from kitt_bench_quality.benchmarks import STANDARD
 
@@ -51,6 +60,7 @@ def test_auto_chooses_generative_on_llama_server(name, llama_server, tmp_path):
     main = "mc1" if name == "truthfulqa" else "acc"
     assert 0.0 <= _metric(measurement, main) <= 1.0
     assert all(json.loads(item.output)["text"] for item in measurement.items)
+    assert_declared(bench, measurement)
 
 
 def test_gsm8k_chat_template_and_settings_recorded(llama_server, tmp_path):
@@ -106,6 +116,9 @@ def test_mmlu_loglikelihood_breakdowns_and_sample(llama_cpp_python, tmp_path):
     assert ids != sorted(f"mmlu_abstract_algebra/{i}" for i in range(4))[:6]
     names = {m.name for m in measurement.metrics}
     assert {"acc", "acc_stderr", "n_items"} <= names
+    assert_declared(bench, measurement)
+    directions = {m.name: m.direction for m in measurement.metrics}
+    assert directions == {"acc": "higher", "acc_stderr": "neutral", "n_items": "neutral"}
     subjects = measurement.details["subjects"]
     assert sum(s["n"] for s in subjects.values()) == 6
     assert set(measurement.details["categories"]) <= {"stem", "social_sciences", "other",

@@ -6,32 +6,14 @@ from __future__ import annotations
 import time
 
 import pytest
-from support import free_port, require, run_kitt
+from support import free_port, run_kitt
+from support.engines import LOCAL_IMAGE as IMAGE
 from support.suites import reduced_standard
 
 from kitt._util.converter import from_json
 from kitt.records import Run
 
 pytestmark = [pytest.mark.docker, pytest.mark.engine]
-IMAGE = "kitt-test/llama-server:local"
-
-
-@pytest.fixture(scope="module")
-def docker_image():
-    try:
-        import docker
-
-        client = docker.from_env()
-        client.ping()
-    except Exception as exc:
-        require("docker", False, f"no Docker daemon: {exc}")
-    from kitt._engines.rootfs import import_binary_image
-    from kitt_engine_llamacpp import LlamaServer
-
-    binary = LlamaServer().find_native_binary({})
-    require("llama-server", binary is not None, "llama-server not found")
-    import_binary_image(client, binary, IMAGE)  # skipped when already built from it
-    return client
 
 
 def test_docker_run_stores_results_and_removes_its_container(docker_image, tmp_path):

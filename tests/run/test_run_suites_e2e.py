@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 from support import assert_no_processes, free_port, require, run_kitt
+from support.engines import VLLM_OPTIONS
 from support.suites import OTHER_PERF, QUALITY, STANDARD_PERF, reduced_standard, write_suite
 
 from kitt._util.converter import from_json
@@ -84,7 +85,7 @@ def test_every_benchmark_and_reduced_standard_on_vllm(tmp_path):
     model = write_tiny_model(tmp_path / "model")
     config = tmp_path / "vllm.yaml"
     config.write_text(json.dumps({"engine": "vllm", "options": {
-        "python": python, "max_model_len": 2048, "enforce_eager": True}}))
+        "python": python, **VLLM_OPTIONS}}))
     suite = write_suite(tmp_path, "vllm-all", QUALITY, STANDARD_PERF, OTHER_PERF)
     out = tmp_path / "out"
     result = run_kitt("run", "-m", str(model.hf_dir), "-e", "vllm", "-s", str(suite),

@@ -9,7 +9,7 @@ checks that nothing was left running.
 from __future__ import annotations
 
 import os
-import selectors
+import select
 import shutil
 import signal
 import socket
@@ -54,33 +54,45 @@ def run_kitt(*args: str, env: dict[str, str] | None = None, site: Path | None = 
                           check=False)
 
 
-def start_kitt(*args: str, env: dict[str, str] | None = None, site: Path | None = None
-               ) -> subprocess.Popen:
-    """`python -m kitt ARGS` in the background (signal tests), stdout and stderr piped."""
-    return subprocess.Popen([sys.executable, "-m", "kitt", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=subprocess_env(env, site))
+def start_kitt(*args: str, env: dict[str, str] | None = None, site: Path | None = None,
+               command: tuple[str, ...] = ()) -> subprocess.Popen:
+    """`python -m kitt ARGS` in the background (signal tests), stdout and stderr piped,
+    in a process group of its own as a shell starts a job (so `interrupt(group=True)`
+    reaches KITT and its children, never pytest). `command` goes in front (`timeout`)."""
+    return subprocess.Popen([*command, sys.executable, "-m", "kitt", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=subprocess_env(env, site), start_new_session=True)
 
 
 def wait_for_line(proc: subprocess.Popen, prefix: str, timeout: float = 120, *,
                   stream: str = "stdout") -> str:
     """The first line of `proc`'s `stream` that starts with (or, for stderr, contains)
     `prefix`: the phase a test synchronises on. Lines before it are kept in
-    `proc.seen_lines`."""
-    pipe = getattr(proc, stream)
-    sel = selectors.DefaultSelector()
-    sel.register(pipe, selectors.EVENT_READ)
+    `proc.seen_lines`.
+
+    Reads the pipe's descriptor itself, never through the file object: a buffered
+    `readline` can pull the awaited line into its buffer with the one before, and
+    `select` then waits for output that may never come."""
+    fd = getattr(proc, stream).fileno()
+    buffers = proc.__dict__.setdefault("line_buffers", {})
     seen = proc.__dict__.setdefault("seen_lines", [])
     deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if sel.select(timeout=0.5):
-            line = pipe.readline()
-            if line:
-                seen.append(line)
-            found = line.startswith(prefix) if stream == "stdout" else prefix in line
-            if found:
+    while True:
+        while b"\n" in buffers.get(stream, b""):
+            raw, buffers[stream] = buffers[stream].split(b"\n", 1)
+            line = raw.decode("utf-8", "replace") + "\n"
+            seen.append(line)
+            if line.startswith(prefix) if stream == "stdout" else prefix in line:
                 return line.strip()
-            if not line and proc.poll() is not None:
+        left = deadline - time.monotonic()
+        if left <= 0:
+            break
+        readable, _, _ = select.select([fd], [], [], min(left, 0.5))
+        if readable:
+            chunk = os.read(fd, 65536)
+            if not chunk:  # the process closed it: no such line is coming
                 break
+            buffers[stream] = buffers.get(stream, b"") + chunk
     proc.kill()
     _, err = proc.communicate()
     pytest.fail(f"no {prefix!r} line from kitt on {stream} (rc {proc.returncode}): "
@@ -95,14 +107,34 @@ def interrupt(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: float =
         os.killpg(os.getpgid(proc.pid), sig)
     else:
         proc.send_signal(sig)
+    return finished(proc, timeout, after=f"{signal.Signals(sig).name}")
+
+
+def finished(proc: subprocess.Popen, timeout: float = 60, *, after: str = "the test's cue"
+             ) -> tuple[int, str]:
+    """Wait for `proc` to exit: (exit code, all it wrote to stderr)."""
     try:
         _, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
         proc.kill()
         _, err = proc.communicate()
-        pytest.fail(f"kitt did not exit {timeout}s after {sig!r}: {err[-3000:]}")
-    seen = "".join(line for line in proc.__dict__.get("seen_lines", []))
-    return proc.returncode, seen + err
+        pytest.fail(f"kitt did not exit {timeout}s after {after}: {err[-3000:]}")
+    seen = "".join(proc.__dict__.get("seen_lines", []))
+    unread = proc.__dict__.get("line_buffers", {}).get("stderr", b"").decode("utf-8",
+                                                                            "replace")
+    return proc.returncode, seen + unread + err
+
+
+def wait_delivered(pid: int) -> None:
+    """Wait until no signal is pending for `pid`: the kernel has delivered what was sent
+    (the process's handler ran, or will when it next runs Python code)."""
+    def delivered() -> bool:
+        status = Path(f"/proc/{pid}/status").read_text()
+        pending = [line.split()[1] for line in status.splitlines()
+                   if line.startswith(("SigPnd:", "ShdPnd:"))]
+        return all(int(mask, 16) == 0 for mask in pending)
+
+    wait_until(delivered, timeout=10, what=f"the signal to reach process {pid}")
 
 
 def install_fixture_plugin(name: str, site: Path) -> Path:

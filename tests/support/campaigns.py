@@ -4,14 +4,12 @@ file writer, a webhook receiver and the state file reader."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
-import sys
 import threading
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-from support import run_kitt
+from support import run_kitt, start_kitt
 
 SUITE = """\
 name: hello-suite
@@ -31,11 +29,7 @@ def kitt(work: dict, *args: str, timeout: float = 300) -> subprocess.CompletedPr
 
 
 def start(work: dict, *args: str) -> subprocess.Popen:
-    env = {**os.environ, **work["env"],
-           "PYTHONPATH": os.pathsep.join(filter(None, [str(work["site"]),
-                                                       os.environ.get("PYTHONPATH")]))}
-    return subprocess.Popen([sys.executable, "-m", "kitt", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True, env=env)
+    return start_kitt(*args, env=work["env"], site=work["site"])
 
 
 def state(work: dict, name: str) -> dict:

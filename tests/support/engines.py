@@ -14,6 +14,16 @@ from typing import Any
 from support import require
 
 TEST_IMAGE = "kitt-test/llama-server:local"
+VLLM_ENV = {"VLLM_CPU_KVCACHE_SPACE": "1"}
+"""vLLM on this CPU machine: a small KV cache (GiB). KITT itself sets HF_HUB_OFFLINE."""
+
+LOCAL_IMAGE = "kitt-test/llama-server:local"
+"""The llama-server image tests build from this machine's binary (no registry needed)."""
+
+VLLM_OPTIONS = {"max_model_len": 2048, "enforce_eager": True, "dtype": "float32"}
+"""vLLM options for the tiny model on CPU. `dtype: float32`: vllm-cpu 0.32 casts the
+float32 model to bfloat16 by default, and its worker then dies on the first request on
+this machine's CPU (AMX); float32 serves. `enforce_eager`: ready in half the time."""
 
 
 def llama_server_binary() -> Path | None:
@@ -93,3 +103,15 @@ def launched(engine: str, model: str, *, log_dir: Path | None = None, **kwargs: 
     plan = preflight.check(engine, model, log_dir=log_dir, **kwargs)
     with launch(plan, log_dir=log_dir) as running:
         yield running
+
+
+def vllm_python() -> str | None:
+    """An interpreter with vLLM: `KITT_TEST_VLLM_PYTHON` (vLLM CPU lives in its own
+    environment, `nox -s vllm`), else this one when it has vLLM."""
+    import os
+
+    from kitt_engine_vllm import Vllm
+
+    configured = os.environ.get("KITT_TEST_VLLM_PYTHON")
+    found = Vllm().find_native_binary({"python": configured} if configured else {})
+    return str(found) if found else None

@@ -3,9 +3,6 @@ KITT's own preflight and launcher (the fixtures are in quality/conftest.py)."""
 
 from __future__ import annotations
 
-import importlib.util
-import os
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -45,15 +42,6 @@ def launch_server(engine: str, model_path: Path, model, tmp_path_factory, *,
                   options=options or {}, log_dir=log_dir, ready_timeout_s=ready_s) as running:
         yield Server(engine, running.base_url, running.served_name, model.gguf_path,
                      model.hf_dir, running.log_path)
-
-
-def vllm_python() -> str | None:
-    """An interpreter with vLLM: this one, or `KITT_TEST_VLLM_PYTHON` (vLLM CPU usually
-    lives in its own environment)."""
-    configured = os.environ.get("KITT_TEST_VLLM_PYTHON")
-    if configured:
-        return configured if Path(configured).exists() else None
-    return sys.executable if importlib.util.find_spec("vllm") is not None else None
 
 
 def make_context(server: Server, out_dir: Path, progress=None, **target_changes):

@@ -21,6 +21,7 @@ import asyncio
 import gc
 import multiprocessing
 import random
+import signal
 import time
 import traceback
 from collections.abc import Callable, Coroutine, Iterator, Sequence
@@ -385,7 +386,10 @@ def run_in_new_loop(coro: Coroutine[Any, Any, _T], event_loop: str) -> _T:
 
 def _worker_main(conn: Any, endpoint: Endpoint, specs: Sequence[RequestSpec], load: LoadSpec,
                  options: ClientOptions, worker: int, workers: int, counter: Any) -> None:
-    """Entry point of a spawned worker: prepare, report ready, wait for t0, run, reply."""
+    """Entry point of a spawned worker: prepare, report ready, wait for t0, run, reply.
+    A terminal's Ctrl-C reaches the whole process group; the parent decides what a signal
+    means (it stops the workers), so a worker ignores SIGINT."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     try:
         prepared = [prepare(endpoint, s) for s in specs]
 
@@ -429,6 +433,7 @@ def run_load(endpoint: Endpoint, specs: Sequence[RequestSpec], load: LoadSpec,
         child_end.close()
         pipes.append(parent_end)
         procs.append(proc)
+    finished = False
     try:
         for w, pipe in enumerate(pipes):
             if not pipe.poll(startup_timeout_s):
@@ -440,12 +445,24 @@ def run_load(endpoint: Endpoint, specs: Sequence[RequestSpec], load: LoadSpec,
         records: list[RequestRecord] = []
         for w, pipe in enumerate(pipes):
             records.extend(_receive(pipe, procs[w], "records", w))
+        finished = True
     finally:
-        for proc in procs:
-            proc.join(timeout=10)
-            if proc.is_alive():
-                proc.terminate()
+        _stop_workers(procs, wait_s=10 if finished else 0)
     return RunResult(load, tuple(sorted(records, key=_index)), t0, event_loop)
+
+
+def _stop_workers(procs: Sequence[Any], wait_s: float) -> None:
+    """Reap the workers. After a failure or a signal (`wait_s` 0) they are stopped at once,
+    their in-flight requests with them: the load is over."""
+    for proc in procs:
+        proc.join(timeout=wait_s)
+        if proc.is_alive():
+            proc.terminate()
+    for proc in procs:
+        proc.join(timeout=5)
+        if proc.is_alive():
+            proc.kill()
+            proc.join()
 
 
 def _receive(pipe: Any, proc: Any, kind: str, worker: int) -> Any:

@@ -214,47 +214,6 @@ class Summary:
     def to_dict(self) -> dict[str, Any]:
         return attrs.asdict(self, value_serializer=_jsonable)
 
-    def flat(self) -> list[tuple[str, float, str]]:
-        """(name, value, unit) for every defined scalar: rates, counts, and each statistic
-        of each distribution as `<distribution>_<stat>` (e.g. `ttft_p99`, `itl_pooled_p50`)."""
-        out: list[tuple[str, float, str]] = [
-            ("requests", self.requests, ""), ("successful", self.successful, ""),
-            ("errored", self.errored, ""), ("incomplete", self.incomplete, ""),
-            ("error_rate", self.error_rate, ""), ("window", self.window_s, "s"),
-        ]
-        for name, unit in (("requests_per_s", "req/s"), ("output_tokens_per_s", "tokens/s"),
-                           ("input_tokens_per_s", "tokens/s"),
-                           ("goodput_requests_per_s", "req/s")):
-            value = getattr(self, name)
-            if value is not None:
-                out.append((name, value, unit))
-        for field, (name, unit) in _DISTRIBUTIONS.items():
-            dist = getattr(self, field)
-            if dist is None:
-                continue
-            for stat in ("mean", "std", "min", "max", "p50", "p90", "p95", "p99", "p99_9"):
-                out.append((f"{name}_{stat}", getattr(dist, stat), unit))
-        return out
-
-
-_DISTRIBUTIONS = {
-    "ttft_ms": ("ttft", "ms"),
-    "itl_pooled_ms": ("itl_pooled", "ms"),
-    "itl_request_mean_ms": ("itl_request_mean", "ms"),
-    "tpot_ms": ("tpot", "ms"),
-    "e2e_ms": ("e2e", "ms"),
-    "output_tokens_per_s_per_request": ("request_output_tokens_per_s", "tokens/s"),
-    "output_tokens": ("output_tokens", "tokens"),
-    "input_tokens": ("input_tokens", "tokens"),
-    "ttft_from_scheduled_ms": ("ttft_from_scheduled", "ms"),
-    "e2e_from_scheduled_ms": ("e2e_from_scheduled", "ms"),
-    "send_delay_ms": ("send_delay", "ms"),
-    "server_eval_tokens_per_s": ("server_eval_tokens_per_s", "tokens/s"),
-    "server_prompt_eval_ms": ("server_prompt_eval", "ms"),
-    "server_load_ms": ("server_load", "ms"),
-    "server_total_ms": ("server_total", "ms"),
-}
-
 
 def _jsonable(inst: Any, field: Any, value: Any) -> Any:
     if isinstance(value, Outcome):

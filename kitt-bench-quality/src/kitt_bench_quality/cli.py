@@ -6,6 +6,8 @@ from pathlib import Path
 
 import click
 
+import kitt
+
 SCAFFOLD = """\
 # A KITT custom evaluation (schema: docs/custom-evals.md). Run it with any suite that
 # lists `{name}` under benchmarks, or check it with `kitt test list`.
@@ -42,15 +44,8 @@ FEWSHOT_ROWS = [{"country": "Italy", "capital": "Rome"}]
 def add_commands(cli: click.Group) -> None:
     """`kitt test new`, added to the `kitt test` group (kitt-core's `kitt test list` and
     `show` list every benchmark, custom evaluations included)."""
-    group = cli.commands.get("test")
-    if group is None:
-        @cli.group(name="test")
-        def test_group():
-            """Benchmarks: list them, scaffold custom evaluations."""
-
-        group = test_group
-    if isinstance(group, click.Group):
-        group.add_command(new_command)
+    help = "Benchmarks of the installed plugins: list them, show what each measures."
+    kitt.command_group(cli, "test", help).add_command(new_command)
 
 
 @click.command(name="new")

@@ -17,7 +17,7 @@ from kitt._engines.streams import (
     route_for,
 )
 from kitt._engines.tokenize import EngineTokenizer, Tokenizer, TokenizerError
-from kitt._fingerprint import host_arch, is_blackwell, max_compute_capability
+from kitt._fingerprint import host_arch, is_blackwell, max_compute_capability, take_fingerprint
 from kitt._storage.contract import RunFilter, StorageBackend, Store
 from kitt._storage.open import open_store
 from kitt._util.files import kitt_home
@@ -35,15 +35,18 @@ from kitt.benchmark import (
 from kitt.engine import (
     ContainerSpec,
     Engine,
+    EngineVersion,
     ImageChoice,
     Launch,
     TokenizeApi,
+    binary_digest,
     find_executable,
     find_python,
     option_flags,
 )
 from kitt.errors import BadInput, EngineFailed, KittError
 from kitt.hookspecs import hookimpl
+from kitt.plugins import command_group
 from kitt.probe import Probe, ProbeContext
 from kitt.records import (
     BenchmarkResult,
@@ -67,6 +70,7 @@ __all__ = [
     "EngineConfig",
     "EngineFailed",
     "EngineTokenizer",
+    "EngineVersion",
     "Fingerprint",
     "ImageChoice",
     "ItemRecord",
@@ -93,6 +97,8 @@ __all__ = [
     "TokenizerError",
     "YamlFile",
     "__version__",
+    "binary_digest",
+    "command_group",
     "detect_format",
     "docker_client",
     "find_executable",
@@ -110,5 +116,6 @@ __all__ = [
     "probe_prompt_logprobs",
     "request_body",
     "route_for",
+    "take_fingerprint",
     "validators",
 ]

@@ -60,6 +60,16 @@ class ContainerSpec:
 
 
 @attrs.frozen
+class EngineVersion:
+    """Which build of an engine served a run, and where KITT read that (recorded with the
+    run, so runs can be told apart by build): `GET /version`, `llama-server --version`,
+    a package's version, or a hash of the binary when nothing else identifies it."""
+
+    version: str
+    source: str
+
+
+@attrs.frozen
 class TokenizeApi:
     """How an engine's server tokenizes text over HTTP (`Engine.tokenize_api`).
 
@@ -134,8 +144,11 @@ class Engine:
         """Whether a response from `health_path` means ready to serve."""
         return status == 200
 
-    def version(self, base_url: str) -> str | None:
-        """The running server's version, when its API says (recorded with results)."""
+    def version(self, base_url: str, binary: Path | None) -> EngineVersion | None:
+        """The build serving at `base_url`, recorded with every run, and where it was
+        read. `binary` is the native server (or interpreter) that was started, None in
+        Docker mode or when KITT attached to a running server. When the server reports no
+        usable build, identify the binary (`kitt.binary_digest`)."""
         return None
 
     # -- hooks for engines that manage models or share a running service (Ollama) ---------
@@ -203,6 +216,23 @@ def _imports(python: str, modules: tuple[str, ...]) -> bool:
     except (OSError, subprocess.TimeoutExpired):
         return False
     return done.returncode == 0
+
+
+def binary_digest(path: Path) -> str:
+    """`sha256:` and the first 12 hex digits of a native build's hash: the binary and the
+    shared libraries beside it (a local llama.cpp build keeps its code in `lib*.so` next to
+    a small executable). Names a build when its version string does not ("unknown")."""
+    import hashlib
+
+    digest = hashlib.sha256()
+    libraries = sorted(p for p in path.parent.glob("lib*.so*")
+                       if p.is_file() and not p.is_symlink())
+    for file in (path, *libraries):
+        digest.update(file.name.encode() + b"\0")
+        with file.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                digest.update(chunk)
+    return f"sha256:{digest.hexdigest()[:12]}"
 
 
 def option_flags(options: Mapping[str, Any], flags: Mapping[str, str],

@@ -76,4 +76,5 @@ def register_fingerprint_probes(register):
 @hookspec
 def register_commands(cli):
     """Add commands to the `kitt` click group `cli`: `cli.add_command(command)`, or
-    `@cli.command()`. A group another plugin made is in `cli.commands` to add to."""
+    `@cli.command()`. Subcommands of a group several plugins share (`kitt test`,
+    `kitt models`) go through `kitt.command_group(cli, name, help)`."""

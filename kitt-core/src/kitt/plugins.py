@@ -258,3 +258,13 @@ def storage_backends() -> dict[str, Any]:
 
 def probes() -> dict[str, Any]:
     return registered("register_fingerprint_probes")
+
+
+def command_group(cli: Any, name: str, help: str) -> Any:
+    """The `kitt NAME` group, made with `help` by the first plugin that asks: plugins add
+    their subcommands to it in any load order (`kitt test list` from kitt-core, `kitt test
+    new` from kitt-bench-quality). `cli` is the group `register_commands` receives."""
+    group = cli.commands.get(name)
+    if group is None:
+        group = cli.group(name=name, help=help)(lambda: None)
+    return group

@@ -15,7 +15,9 @@ import attrs
 JSON = Any
 """A JSON value (documented alias: mappings with str keys, lists, scalars)."""
 
-RunStatus = Literal["running", "passed", "failed", "error"]
+RunStatus = Literal["running", "passed", "failed", "error", "interrupted"]
+"""`interrupted`: a signal (SIGINT, SIGTERM) stopped the run before every benchmark
+finished; what was measured is kept."""
 Mode = Literal["native", "docker", "external"]
 Direction = Literal["higher", "lower", "neutral"]
 """Which way a metric should move: `higher` or `lower` is better, or `neutral` (a count,
@@ -182,6 +184,9 @@ class Run:
     hardware: Fingerprint
     finished_at: datetime | None = None
     engine_version: str | None = None
+    engine_version_source: str | None = None
+    """Where `engine_version` was read: the server's API, its `--version`, a package, or
+    the binary's hash (`kitt.EngineVersion`)."""
     config: dict[str, JSON] = attrs.field(factory=dict)
     results: tuple[BenchmarkResult, ...] = ()
     error: str | None = None

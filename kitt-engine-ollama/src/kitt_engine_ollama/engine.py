@@ -14,7 +14,7 @@ from typing import Any
 import attrs
 
 import kitt
-from kitt import ContainerSpec, Engine, EngineFailed, Launch
+from kitt import ContainerSpec, Engine, EngineFailed, EngineVersion, Launch
 
 DEFAULT_PORT = 11434
 IMAGE = "ollama/ollama:latest"
@@ -109,7 +109,7 @@ class Ollama(Engine):
     def attach(self, base_url: str, options: dict[str, Any]) -> bool:
         if not options.get("reuse_running", True):
             return False
-        return self.version(base_url) is not None
+        return _api_version(base_url) is not None
 
     def prepare(self, base_url: str, launch: Launch) -> str | None:
         from kitt_engine_ollama import store
@@ -129,15 +129,21 @@ class Ollama(Engine):
             store.pull(base_url, launch.model)
         return launch.model
 
-    def version(self, base_url: str) -> str | None:
-        import json
-        import urllib.error
-        import urllib.request
+    def version(self, base_url: str, binary: Path | None) -> EngineVersion | None:
+        found = _api_version(base_url)
+        return EngineVersion(f"ollama {found}", "GET /api/version") if found else None
 
-        try:
-            with urllib.request.urlopen(f"{base_url}/api/version", timeout=3) as response:
-                doc = json.load(response)
-        except (urllib.error.URLError, OSError, ValueError):
-            return None
-        version = doc.get("version") if isinstance(doc, dict) else None
-        return f"ollama {version}" if version else None
+
+def _api_version(base_url: str) -> str | None:
+    """What `GET /api/version` says; None when no Ollama answers there."""
+    import json
+    import urllib.error
+    import urllib.request
+
+    try:
+        with urllib.request.urlopen(f"{base_url}/api/version", timeout=3) as response:
+            doc = json.load(response)
+    except (urllib.error.URLError, OSError, ValueError):
+        return None
+    version = doc.get("version") if isinstance(doc, dict) else None
+    return str(version) if version else None

@@ -12,7 +12,7 @@ from typing import Any
 import attrs
 
 import kitt
-from kitt import ContainerSpec, Engine, Launch, TokenizeApi
+from kitt import ContainerSpec, Engine, EngineVersion, Launch, TokenizeApi
 
 DEFAULT_PORT = 8080
 IMAGE = "ghcr.io/huggingface/text-generation-inference:latest"
@@ -105,11 +105,15 @@ class Tgi(Engine):
                              model_mount=DATA_DIR, shm_size=launch.options.get("shm_size"),
                              environment={"HF_HUB_OFFLINE": "1"})
 
-    def version(self, base_url: str) -> str | None:
+    def version(self, base_url: str, binary: Path | None) -> EngineVersion | None:
         import json
         import urllib.request
 
         with urllib.request.urlopen(f"{base_url}/info", timeout=5) as response:
             info = json.load(response)
         version = info.get("version")
-        return f"tgi {version}" if version else None
+        sha = info.get("sha")
+        if not version:
+            return None
+        return EngineVersion(f"tgi {version}" + (f" ({sha[:12]})" if sha else ""),
+                             "GET /info")

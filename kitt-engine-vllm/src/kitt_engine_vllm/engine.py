@@ -8,7 +8,15 @@ from typing import Any
 import attrs
 
 import kitt
-from kitt import ContainerSpec, Engine, Fingerprint, ImageChoice, Launch, TokenizeApi
+from kitt import (
+    ContainerSpec,
+    Engine,
+    EngineVersion,
+    Fingerprint,
+    ImageChoice,
+    Launch,
+    TokenizeApi,
+)
 
 DEFAULT_PORT = 8000
 UPSTREAM_IMAGE = "vllm/vllm-openai:latest"
@@ -120,10 +128,10 @@ class Vllm(Engine):
     def prepare(self, base_url: str, launch: Launch) -> str | None:
         return launch.options.get("served_model_name")
 
-    def version(self, base_url: str) -> str | None:
+    def version(self, base_url: str, binary: Path | None) -> EngineVersion | None:
         import json
         import urllib.request
 
         with urllib.request.urlopen(f"{base_url}/version", timeout=5) as response:
             version = json.load(response).get("version")
-        return f"vllm {version}" if version else None
+        return EngineVersion(f"vllm {version}", "GET /version") if version else None

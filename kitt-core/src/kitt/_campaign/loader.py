@@ -102,15 +102,7 @@ def _engine(doc: YamlFile, items: list, index: int, item: Any, base: Path, suite
     from kitt._engines.config import ConfigLayer, load_config_file, load_profile, merge
 
     field = f"engines[{index}]"
-    node: Any = items
-    key: Any = index
-    if isinstance(item, str):
-        item = {"name": item}
-    else:
-        node, key = item, "name"
-        item = doc.mapping(item, field=field, parent=items, key=index)
-        doc.only_keys(item, ENGINE_KEYS, field=field)
-    name = doc.string(item.get("name"), field=f"{field}.name", parent=node, key=key)
+    item, name, node, key = _entry(doc, items, index, item, field, "name", ENGINE_KEYS)
     installed = plugins.engines()
     if name not in installed:
         raise doc.error(f"unknown engine {name!r}", node, key, field=f"{field}.name",
@@ -160,20 +152,27 @@ def _models(doc: YamlFile, top: Mapping, base: Path, engine_labels: set[str],
     return tuple(found)
 
 
+def _entry(doc: YamlFile, items: list, index: int, item: Any, field: str, main: str,
+           keys: Any) -> tuple[dict, str, Any, Any]:
+    """A list entry that is either its `main` value alone (`- llamacpp`) or a mapping
+    with `main` and other `keys`: the mapping, the `main` value (checked), and where the
+    file holds that value (node and key, for errors with its line)."""
+    if isinstance(item, str):
+        node, key, item = items, index, {main: item}
+    else:
+        node, key = item, main
+        item = doc.mapping(item, field=field, parent=items, key=index)
+        doc.only_keys(item, keys, field=field)
+    value = doc.string(item.get(main), field=f"{field}.{main}", parent=node, key=key)
+    return item, value, node, key
+
+
 def _model(doc: YamlFile, items: list, index: int, item: Any, base: Path,
            engine_labels: set[str], suites: _Suites) -> ModelSpec:
     from kitt._engines.formats import detect_format
 
     field = f"models[{index}]"
-    node: Any = items
-    key: Any = index
-    if isinstance(item, str):
-        item = {"model": item}
-    else:
-        node, key = item, "model"
-        item = doc.mapping(item, field=field, parent=items, key=index)
-        doc.only_keys(item, MODEL_KEYS, field=field)
-    ref = doc.string(item.get("model"), field=f"{field}.model", parent=node, key=key)
+    item, ref, node, key = _entry(doc, items, index, item, field, "model", MODEL_KEYS)
     reference = _model_reference(base, ref)
     info = detect_format(reference)
     if not info.ok:

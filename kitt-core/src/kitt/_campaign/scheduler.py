@@ -2,7 +2,9 @@
 in-process, one engine at a time (the launcher always tears the engine down).
 
 The state is saved before a run starts (`running`) and right after it ends, so a
-Ctrl-C, a crash or a power cut loses at most the run under way, never a finished one.
+Ctrl-C, a crash or a power cut loses at most the run under way, never a finished one. A
+signal stops the campaign after the entry under way is torn down and stored (as an
+`interrupted` run, which --resume runs again).
 """
 
 from __future__ import annotations
@@ -25,8 +27,10 @@ from kitt._campaign.state import (
     finish_attempt,
     now,
     start_attempt,
+    stored_run,
     stored_run_id,
 )
+from kitt._util import signals
 from kitt.errors import EXIT_FAILED, EXIT_OK, BadInput, EngineFailed, KittError
 
 GB = 1_000_000_000
@@ -53,8 +57,6 @@ def run_campaign(spec: CampaignSpec, plan: list[Entry], state: CampaignState, *,
                  free_bytes: Callable[[Path], int] = disk_free_bytes) -> int:
     """Run every entry still to run; returns the campaign's exit code (0 all passed,
     1 some did not, 128+N interrupted by signal N)."""
-    from kitt._util import signals
-
     notifier = Notifier(spec.notify, spec.name, warn)
     todo = [e for e in plan if e.runnable and state.entry(e.id)["status"] in TO_RUN]
     state.doc.update(status="running", finished_at=None)
@@ -86,17 +88,13 @@ def run_campaign(spec: CampaignSpec, plan: list[Entry], state: CampaignState, *,
                 if spec.cleanup_work_dirs and result.run_id:
                     shutil.rmtree(out / "work", ignore_errors=True)  # scratch, never results
                 _notify_run(notifier, current)
-    except (signals.Interrupted, KeyboardInterrupt) as exc:
-        code = exc.exit_code if isinstance(exc, KittError) else 130
-        name = str(exc).split(";")[0] if isinstance(exc, KittError) else "interrupted"
+    except signals.Interrupted as stop:  # the entry under way was stored and torn down
         if current is not None and current["status"] == "running":
-            out = Path(current["output_dir"])
-            finish_attempt(current, "error", run_id=stored_run_id(out), exit_code=code,
-                           reason=f"{name}; --resume runs it again")
+            _record_interrupted(current, Path(current["output_dir"]), stop)
         state.doc.update(status="interrupted", finished_at=now())
         state.save()
-        _notify_end(notifier, state, code, interrupted=True)
-        return code
+        _notify_end(notifier, state, stop.exit_code, interrupted=True)
+        return stop.exit_code
     code = EXIT_OK if all(state.entry(e.id)["status"] == "passed"
                           for e in plan if e.runnable) else EXIT_FAILED
     state.doc.update(status="finished", all_passed=code == EXIT_OK, finished_at=now())
@@ -105,10 +103,24 @@ def run_campaign(spec: CampaignSpec, plan: list[Entry], state: CampaignState, *,
     return code
 
 
+def _record_interrupted(record: dict[str, Any], out: Path,
+                        stop: signals.Interrupted) -> None:
+    """The entry a signal stopped. A run that had finished before the signal came (it
+    arrived during teardown or storing) keeps its outcome; any other runs again on
+    --resume."""
+    stored = stored_run(out)
+    if stored is not None and stored.get("status") in ("passed", "failed"):
+        finish_attempt(record, stored["status"], run_id=stored.get("id"),
+                       exit_code=EXIT_OK if stored["status"] == "passed" else EXIT_FAILED)
+        return
+    finish_attempt(record, "interrupted", run_id=stored.get("id") if stored else None,
+                   exit_code=stop.exit_code,
+                   reason=f"interrupted by {stop.signal_name}; --resume runs it again")
+
+
 def run_entry(spec: CampaignSpec, entry: Entry, out: Path, events: EventsFactory) -> Outcome:
     """One `kitt run`. Its errors become the entry's outcome; only a signal escapes."""
     from kitt._run.runner import RunRequest, execute
-    from kitt._util.signals import Interrupted
 
     request = RunRequest(
         model=entry.model.reference, engine_config=_with_port(entry), suite=entry.suite,
@@ -117,8 +129,6 @@ def run_entry(spec: CampaignSpec, entry: Entry, out: Path, events: EventsFactory
     try:
         with events(entry) as run_events:
             outcome = execute(request, run_events)
-    except Interrupted:
-        raise
     except BadInput as error:  # e.g. a port in use, a binary missing: this run only
         return Outcome("error", stored_run_id(out), error.exit_code, str(error))
     except EngineFailed as error:

@@ -3,8 +3,9 @@
 the old or the new file, never half of one.
 
 Entry statuses: pending (not run yet), running (a run is under way; found at start, it
-means the process died), passed, failed, error (could not run, or interrupted),
-skipped (planning left the pair out), postponed (too little disk; retried later).
+means the process died), passed, failed, error (could not run, or the process died
+during it), interrupted (a signal stopped it), skipped (planning left the pair out),
+postponed (too little disk; retried later).
 """
 
 from __future__ import annotations
@@ -20,7 +21,7 @@ from kitt._campaign.model import CampaignSpec, Entry
 from kitt.errors import BadInput
 
 STATE_VERSION = 1
-TO_RUN = ("pending", "running", "failed", "error", "postponed")
+TO_RUN = ("pending", "running", "failed", "error", "interrupted", "postponed")
 """Statuses a campaign (re)runs; passed entries are never redone."""
 
 
@@ -126,7 +127,7 @@ def recover_interrupted(state: CampaignState) -> list[str]:
         if entry["status"] != "running":
             continue
         recovered.append(entry["id"])
-        run = _stored_run(entry.get("output_dir"))
+        run = stored_run(entry.get("output_dir"))
         if run is not None and run.get("status") in ("passed", "failed"):
             entry.update(status=run["status"], run_id=run.get("id"),
                          exit_code=0 if run["status"] == "passed" else 1,
@@ -139,7 +140,8 @@ def recover_interrupted(state: CampaignState) -> list[str]:
     return recovered
 
 
-def _stored_run(output_dir: str | None) -> dict[str, Any] | None:
+def stored_run(output_dir: str | Path | None) -> dict[str, Any] | None:
+    """The run a results folder holds (its metrics.json), if one was stored."""
     if not output_dir:
         return None
     try:
@@ -149,7 +151,7 @@ def _stored_run(output_dir: str | None) -> dict[str, Any] | None:
 
 
 def stored_run_id(output_dir: Path) -> str | None:
-    run = _stored_run(str(output_dir))
+    run = stored_run(output_dir)
     return run.get("id") if run else None
 
 

@@ -21,14 +21,20 @@ from kitt.errors import KittError
 
 
 class KittGroup(click.Group):
-    """Turns `KittError`s into a message on stderr and their exit code."""
+    """Turns `KittError`s into a message on stderr and their exit code, and a stop signal
+    (`Interrupted`: SIGINT, SIGTERM) into what was stopped and kept, and 128 + N."""
 
     def invoke(self, ctx: click.Context):
+        from kitt._util.signals import Interrupted
+
         try:
             return super().invoke(ctx)
         except KittError as error:
             click.echo(f"Error: {error}", err=True)
             ctx.exit(error.exit_code)
+        except Interrupted as stop:
+            click.echo(f"kitt: {stop}", err=True)
+            ctx.exit(stop.exit_code)
 
 
 @click.group(cls=KittGroup, context_settings={"help_option_names": ["-h", "--help"]})

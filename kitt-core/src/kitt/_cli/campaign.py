@@ -34,7 +34,7 @@ def campaign_run(file: Path, resume: bool, restart: bool, dry_run: bool, as_json
     """Run the campaign in FILE.
 
     Exit codes: 0 all runs passed, 1 some run failed or was postponed, 2 bad input,
-    130 interrupted (Ctrl-C; --resume continues).
+    130 or 143 stopped by SIGINT or SIGTERM (--resume continues).
     """
     from kitt._campaign.loader import load_campaign
     from kitt._campaign.plan import make_plan
@@ -67,9 +67,13 @@ def campaign_run(file: Path, resume: bool, restart: bool, dry_run: bool, as_json
         print_json({**state.doc, "exit_code": code})
     else:
         _print_entries(state)
-    if code not in (0, 1):
-        click.echo(f"campaign {spec.name} interrupted; the finished runs are kept. "
-                   f"Continue with: kitt campaign run {file} --resume", err=True)
+    if code > 128:  # a signal stopped it (128 + N)
+        import signal
+
+        click.echo(f"kitt: interrupted by {signal.Signals(code - 128).name}; campaign "
+                   f"{spec.name} stopped after the run under way was stored; the finished "
+                   f"runs are kept. Continue with: kitt campaign run {file} --resume",
+                   err=True)
     sys.exit(code)
 
 

@@ -244,31 +244,34 @@ def engines_serve(model: str, engine: str, mode: str, port: int | None, host: st
     from kitt._cli.output import print_json
     from kitt._engines import preflight
     from kitt._engines.launcher import launch
+    from kitt._util import signals
     from kitt._util.files import kitt_home
 
     log_dir = log_dir or kitt_home() / "logs"
-    plan = preflight.check(engine, model, mode=mode, port=port, host=host,
-                           options=parse_engine_options(options), extra_args=extra_args,
-                           image=image, network=network, auto_pull=auto_pull,
-                           ready_timeout_s=ready_timeout, log_dir=log_dir)
-    with launch(plan, log_dir=log_dir, progress=_err) as running:
-        if as_json:
-            print_json(running.to_json())
-        else:
-            click.echo(running.base_url)
-        sys.stdout.flush()
-        where = f"pid {running.pid}" if running.pid else f"container {running.container_name}"
-        _err(f"kitt: {running.engine} ({running.mode}, {where}) serving {running.model} at "
-             f"{running.base_url}; log {running.log_path}; Ctrl-C stops it")
-        while True:
-            time.sleep(0.5)
-            ended = running.exit_status()
-            if ended is not None:
-                from kitt._engines.health import last_lines
+    with signals.handle_signals():  # a signal in preflight too ends with 128 + N
+        plan = preflight.check(engine, model, mode=mode, port=port, host=host,
+                               options=parse_engine_options(options), extra_args=extra_args,
+                               image=image, network=network, auto_pull=auto_pull,
+                               ready_timeout_s=ready_timeout, log_dir=log_dir)
+        with launch(plan, log_dir=log_dir, progress=_err) as running:
+            if as_json:
+                print_json(running.to_json())
+            else:
+                click.echo(running.base_url)
+            sys.stdout.flush()
+            where = (f"pid {running.pid}" if running.pid
+                     else f"container {running.container_name}")
+            _err(f"kitt: {running.engine} ({running.mode}, {where}) serving {running.model} "
+                 f"at {running.base_url}; log {running.log_path}; Ctrl-C stops it")
+            while True:
+                time.sleep(0.5)
+                ended = running.exit_status()
+                if ended is not None:
+                    from kitt._engines.health import last_lines
 
-                raise EngineFailed(f"{running.engine} stopped on its own ({ended}). "
-                                   f"Last log lines:\n{last_lines(running.log_path)}",
-                                   hint=f"full log: {running.log_path}")
+                    raise EngineFailed(f"{running.engine} stopped on its own ({ended}). "
+                                       f"Last log lines:\n{last_lines(running.log_path)}",
+                                       hint=f"full log: {running.log_path}")
 
 
 # -- conformance ------------------------------------------------------------------------

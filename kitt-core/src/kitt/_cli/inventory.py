@@ -6,22 +6,21 @@ from typing import Any
 
 import click
 
-from kitt import plugins
+from kitt import command_group, plugins
 from kitt._cli.options import json_option
 from kitt._cli.output import print_fields, print_json, print_table
 from kitt.errors import BadInput
 from kitt.hookspecs import hookimpl
 
+TEST_HELP = "Benchmarks of the installed plugins: list them, show what each measures."
+
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
     cli.add_command(plugins_group)
-    test = cli.commands.get("test")
-    if isinstance(test, click.Group):  # another plugin made the group: add to it
-        test.add_command(test_list)
-        test.add_command(test_show)
-    else:
-        cli.add_command(test_group)
+    test = command_group(cli, "test", TEST_HELP)
+    test.add_command(test_list)
+    test.add_command(test_show)
 
 
 @click.group(name="plugins")
@@ -75,11 +74,6 @@ def plugin_report() -> list[dict]:
         }
         for info in plugins.loaded_plugins()
     ]
-
-
-@click.group(name="test")
-def test_group():
-    """Benchmarks: list them and the metrics each reports."""
 
 
 @click.command(name="list")
@@ -146,7 +140,3 @@ def _default(value: Any) -> Any:
 
 def _type_name(kind: Any) -> str:
     return kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))
-
-
-test_group.add_command(test_list)
-test_group.add_command(test_show)

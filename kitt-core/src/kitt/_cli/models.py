@@ -6,22 +6,14 @@ from pathlib import Path
 
 import click
 
+from kitt import command_group
 from kitt._cli.options import json_option
 from kitt.hookspecs import hookimpl
 
 
 @hookimpl
 def register_commands(cli: click.Group) -> None:
-    models = cli.commands.get("models")
-    if isinstance(models, click.Group):  # another plugin made the group: add to it
-        models.add_command(models_tiny)
-    else:
-        cli.add_command(models_group)
-
-
-@click.group(name="models")
-def models_group():
-    """Models KITT can make or inspect."""
+    command_group(cli, "models", "Models KITT can make or inspect.").add_command(models_tiny)
 
 
 @click.command(name="tiny")
@@ -46,6 +38,3 @@ def models_tiny(out_dir: Path, seed: int, name: str, as_json: bool):
         print_json(doc)
     else:
         click.echo(f"gguf: {tiny.gguf_path}\nhf:   {tiny.hf_dir}")
-
-
-models_group.add_command(models_tiny)

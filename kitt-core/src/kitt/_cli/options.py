@@ -5,12 +5,14 @@ KEY=VALUE` engine options."""
 from __future__ import annotations
 
 import functools
+import typing
 from datetime import datetime
 from typing import Any
 
 import click
 
 from kitt.errors import BadInput
+from kitt.records import RunStatus
 
 json_option = click.option("--json", "as_json", is_flag=True, help="Print JSON on stdout.")
 
@@ -64,7 +66,7 @@ def filter_options(command):
         click.option("--engine-version", help="Only this engine version."),
         click.option("--suite", help="Only runs of this suite."),
         click.option("--fingerprint", help="Only runs on this hardware fingerprint."),
-        click.option("--status", type=click.Choice(["running", "passed", "failed", "error"]),
+        click.option("--status", type=click.Choice(typing.get_args(RunStatus)),
                      help="Only runs with this status."),
         click.option("--mode", type=click.Choice(["native", "docker", "external"]),
                      help="Only runs in this mode."),

@@ -46,10 +46,12 @@ def run(model, engine, suite, output_dir, mode, runs, skip_warmup, config_file, 
         options, port, auto_pull, store_url, url, seed, as_json):
     """Launch ENGINE on MODEL, run a suite of benchmarks, store and report the results.
 
-    Exit codes: 0 all passed, 1 a benchmark failed, 2 bad input, 3 engine failure.
+    Exit codes: 0 all passed, 1 a benchmark failed, 2 bad input, 3 engine failure,
+    130 or 143 stopped by SIGINT or SIGTERM (what was measured is stored as interrupted).
     """
     from kitt._engines.config import ConfigLayer, load_config_file, load_profile, merge
     from kitt._run.runner import RunRequest, execute
+    from kitt._util import signals
 
     layers = []
     if profile:
@@ -63,8 +65,20 @@ def run(model, engine, suite, output_dir, mode, runs, skip_warmup, config_file, 
         skip_warmup=skip_warmup, url=url, output_dir=output_dir, store_url=store_url,
         auto_pull=auto_pull, seed=seed,
     )
-    with TerminalEvents() as events:
-        outcome = execute(request, events)
+    with signals.handle_signals():  # until the summary is out (docs/run.md, stopping)
+        with TerminalEvents() as events:
+            outcome = execute(request, events)
+        try:
+            with signals.critical():  # a stored run's summary is printed whole
+                _print_outcome(outcome, as_json)
+        except signals.Interrupted as stop:
+            stop.note(f"run {outcome.run.id} ({outcome.run.status}) was stored in "
+                      f"{outcome.output_dir}")
+            raise
+    sys.exit(outcome.exit_code)
+
+
+def _print_outcome(outcome, as_json: bool) -> None:
     if as_json:
         from kitt._cli.output import print_json
         from kitt._util.converter import unstructure
@@ -76,7 +90,6 @@ def run(model, engine, suite, output_dir, mode, runs, skip_warmup, config_file, 
                     "store": outcome.store_url, "exit_code": outcome.exit_code})
     else:
         _print_summary(outcome)
-    sys.exit(outcome.exit_code)
 
 
 def _print_summary(outcome) -> None:

@@ -111,7 +111,8 @@ def show(store_url, run_id, as_json):
     print_fields([
         ("id", run.id), ("model", run.model),
         ("engine", f"{engine.engine} {run.engine_version or ''}".strip()),
-        ("mode", engine.mode), ("image", engine.image), ("suite", run.suite),
+        ("version from", run.engine_version_source), ("mode", engine.mode),
+        ("image", engine.image), ("suite", run.suite),
         ("status", run.status), ("started", _iso(run.started_at)),
         ("finished", _iso(run.finished_at)), ("kitt", run.kitt_version),
         ("fingerprint", run.hardware.fingerprint), ("error", run.error),

@@ -30,6 +30,7 @@ def new_run_id() -> str:
 def launch(plan: LaunchPlan, *, log_dir: Path, run_id: str | None = None,
            progress: Callable[[str], None] | None = None) -> Iterator[RunningEngine]:
     """Run the planned engine until the block ends; yields it once healthy."""
+    say = progress or (lambda text: None)
     with signals.handle_signals():
         eng = plan.engine
         run_id = run_id or new_run_id()
@@ -51,13 +52,21 @@ def launch(plan: LaunchPlan, *, log_dir: Path, run_id: str | None = None,
                 server=server, pid=server.pid, container_id=server.container_id,
                 container_name=server.name,
                 image=plan.docker.image.image if plan.docker else None,
-                options=plan.options, version=_version(plan),
+                options=plan.options, **_version(plan),
             )
             signals.raise_pending()
             yield running
+        except signals.Interrupted as stop:
+            if server is not None:
+                stop.note("the engine was left running (KITT did not start it)"
+                          if plan.attached else "the engine was stopped")
+            _let_go(stop)
+            raise
         finally:
             with signals.tearing_down():
-                if server is not None:
+                if server is not None and not plan.attached:
+                    say(f"stopping {eng.name} ({_where(server)}; kill after "
+                        f"{eng.stop_grace_s:g} s)")
                     server.stop(eng.stop_grace_s)
                 if record_path is not None:
                     record_path.unlink(missing_ok=True)
@@ -89,11 +98,29 @@ def _start(plan: LaunchPlan, run_id: str, log_path: Path,
     return server, None
 
 
-def _version(plan: LaunchPlan) -> str | None:
+def _let_go(stop: BaseException) -> None:
+    """Close what the interrupted work held before the engine is told to stop. A request
+    blocked in a socket read stays open while the exception's traceback keeps its frames
+    alive; clearing the frames that have finished (and collecting their cycles) closes
+    it, so the engine sees its in-flight requests cancelled, not cut by its own stop."""
+    import gc
+    import traceback
+
+    traceback.clear_frames(stop.__traceback__)
+    gc.collect()
+
+
+def _where(server: Server) -> str:
+    return f"pid {server.pid}" if server.pid else f"container {server.name}"
+
+
+def _version(plan: LaunchPlan) -> dict[str, str | None]:
     try:
-        return plan.engine.version(plan.base_url)
+        found = plan.engine.version(plan.base_url, plan.binary)
     except Exception:  # a version is nice to record, never worth failing a run
-        return None
+        found = None
+    return {"version": found.version if found else None,
+            "version_source": found.source if found else None}
 
 
 class AttachedServer:

@@ -80,6 +80,8 @@ class LaunchPlan:
     """A server of this engine already answers on the port and is used as it is."""
     argv: tuple[str, ...] = ()
     """Native mode: the server's command line."""
+    binary: Path | None = None
+    """Native mode: the server executable (or interpreter) found."""
     docker: DockerPlan | None = None
 
     @property
@@ -134,8 +136,8 @@ def check(
     if attached:
         return plan
     if mode == "native":
-        check_native_binary(eng, opts)
-        return attrs.evolve(plan, argv=tuple(eng.native_command(plan.launch)))
+        binary = check_native_binary(eng, opts)
+        return attrs.evolve(plan, argv=tuple(eng.native_command(plan.launch)), binary=binary)
     return attrs.evolve(plan, docker=_docker_plan(plan, image, network, auto_pull,
                                                   engines_file, hardware))
 

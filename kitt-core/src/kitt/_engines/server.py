@@ -46,6 +46,8 @@ class RunningEngine:
     image: str | None = None
     options: dict = attrs.field(factory=dict)
     version: str | None = None
+    version_source: str | None = None
+    """Where `version` was read (`kitt.EngineVersion.source`)."""
 
     def exit_status(self) -> str | None:
         return self.server.exit_status()
@@ -58,4 +60,5 @@ class RunningEngine:
             "log_path": str(self.log_path), "pid": self.pid,
             "container_id": self.container_id, "container_name": self.container_name,
             "image": self.image, "options": self.options, "version": self.version,
+            "version_source": self.version_source,
         }

@@ -85,6 +85,7 @@ def _identity(runs: Sequence[Run]) -> str:
         ("run", lambda r: f"<code>{escape(r.id)}</code>"),
         ("model", lambda r: f"<code>{escape(r.model)}</code>"),
         ("engine", lambda r: escape(f"{r.engine.engine} {r.engine_version or ''}".strip())),
+        ("version from", lambda r: escape(r.engine_version_source or "")),
         ("mode", lambda r: escape(r.engine.mode + (f" ({r.engine.image})" if r.engine.image
                                                    else ""))),
         ("suite", lambda r: escape(r.suite)),

@@ -29,6 +29,7 @@ table.results td:last-child { color: var(--bad); max-width: 420px; }
          font-weight: 600; color: #fff; background: var(--muted); }
 .badge.passed { background: var(--ok); }
 .badge.failed, .badge.error { background: var(--bad); }
+.badge.interrupted, .badge.running { background: var(--warn); }
 td.flag.critical { background: #ffebe9; color: var(--bad); font-weight: 600; }
 td.flag.warning { background: #fff8c5; color: var(--warn); font-weight: 600; }
 td.flag.missing { color: var(--muted); font-style: italic; }

@@ -58,6 +58,7 @@ def summary_markdown(run: Run) -> str:
         "|---|---|",
         f"| model | `{run.model}` |",
         f"| engine | {run.engine.engine} {run.engine_version or ''} ({run.engine.mode}) |",
+        f"| version from | {run.engine_version_source or ''} |",
         f"| suite | {run.suite} |",
         f"| status | **{run.status}** |",
         f"| started | {run.started_at.isoformat()} |",

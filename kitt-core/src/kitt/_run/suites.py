@@ -49,6 +49,11 @@ class Suite:
     warmup: Warmup
     benchmarks: tuple[PlannedBenchmark, ...]
 
+    @property
+    def total_runs(self) -> int:
+        """Benchmark runs the suite makes: each benchmark times its repetitions."""
+        return sum(b.runs for b in self.benchmarks)
+
     def effective_config(self) -> dict[str, Any]:
         """What the run stores: every benchmark with every parameter, defaults included."""
         from kitt._util.converter import unstructure
