@@ -54,7 +54,6 @@ def launch(plan: LaunchPlan, *, log_dir: Path, run_id: str | None = None,
                 image=plan.docker.image.image if plan.docker else None,
                 options=plan.options, **_version(plan),
             )
-            signals.raise_pending()
             yield running
         except signals.Interrupted as stop:
             if server is not None:

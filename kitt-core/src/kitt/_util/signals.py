@@ -63,11 +63,6 @@ def forced() -> bool:
     return _state.forced.is_set()
 
 
-def pending() -> int | None:
-    """The signal that asked KITT to stop, if one did."""
-    return _state.pending
-
-
 def _handler(signum: int, frame: object) -> None:
     if _state.pending is not None:
         if not _state.forced.is_set():
