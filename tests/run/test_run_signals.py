@@ -28,7 +28,6 @@ from support import (
 )
 from support.stall import (
     SIGNALS,
-    SUITES,
     TARGETS,
     assert_interrupted_cleanly,
     engine_log,
@@ -114,7 +113,7 @@ def test_a_signal_stops_the_run_in_every_phase(stall_work, phase_name, sig, targ
     assert_stopped(stall_work, phase, code, err, sig)
     if phase.stored == "interrupted":
         (run,) = stored_runs(stall_work["db"])
-        benchmark = SUITES[phase.suite].split("name: ")[1].split("\n")[0]
+        benchmark = phase.after.removeprefix("running ")  # the benchmark under way
         name = signal.Signals(sig).name
         assert run.error == f"interrupted by {name} during {benchmark} (run 1)"
         (result,) = run.results
