@@ -2,12 +2,16 @@
 skips the engine's grace period.
 
 The first signal raises `Interrupted` in the main thread, as Ctrl-C raises
-KeyboardInterrupt: a `BaseException`, so a benchmark's `except Exception` cannot swallow
-it, and `finally` blocks (the engine's teardown) run as it unwinds. Where unwinding would
-lose or orphan something, the signal waits for a safe point instead: between starting a
-server and recording its handle (`critical`), while storing a run (`critical`), and while
-tearing an engine down (`tearing_down`); `raise_pending` raises it there. A signal that
-arrives while one is already being handled forces teardown: no grace period.
+KeyboardInterrupt, and it is one: a benchmark's `except Exception` cannot swallow it,
+`finally` blocks (the engine's teardown) run as it unwinds, and asyncio lets it out of an
+event loop from wherever it lands. asyncio catches any other BaseException raised in its
+callbacks (a protocol's `data_received`, a scheduled handle) and only logs it, so a signal
+that arrived while the loop was reading a socket would be lost and the load run on.
+Where unwinding would lose or orphan something, the signal waits for a safe point
+instead: between starting a server and recording its handle (`critical`), while storing a
+run (`critical`), and while tearing an engine down (`tearing_down`); `raise_pending`
+raises it there. A signal that arrives while one is already being handled forces
+teardown: no grace period.
 
 Exit codes: 128 + the first signal's number (130 for SIGINT, 143 for SIGTERM).
 """
@@ -23,7 +27,7 @@ from contextlib import contextmanager
 _HANDLED = (signal.SIGINT, signal.SIGTERM)
 
 
-class Interrupted(BaseException):
+class Interrupted(KeyboardInterrupt):
     """The user (or a supervisor: `docker stop`, `timeout`, a CI cancel) asked KITT to
     stop. `notes` say what was stopped and kept; `exit_code` is 128 + the signal."""
 
