@@ -49,7 +49,7 @@ sys.path.insert(0, str(ROOT / "kitt-bench-perf" / "src"))  # usable without inst
 
 CHUNK = ('data: {"id":"chatcmpl-0123456789abcdef","object":"chat.completion.chunk",'
          '"created":1700000000,"model":"m","choices":[%s]%s}\n\n')
-_MAX_TOKENS = re.compile(rb'"max_tokens":\s*(\d+)')
+_MAX_TOKENS = re.compile(rb'"max_(?:completion_)?tokens":\s*(\d+)')
 HEAD = (b"HTTP/1.1 200 OK\r\ncontent-type: text/event-stream; charset=utf-8\r\n"
         b"transfer-encoding: chunked\r\n\r\n")
 
@@ -85,6 +85,7 @@ class StreamServer(asyncio.Protocol):
     ttft_s = 0.0
     itl_s = 0.0
     stamps: dict[str, list[int]] = {}
+    anonymous = itertools.count()
     _frames: dict[int, tuple[bytes, list[bytes], bytes]] = {}
     _whole: dict[int, bytes] = {}
 
@@ -114,11 +115,22 @@ class StreamServer(asyncio.Protocol):
         return cls._frames[tokens]
 
     def handle(self, head: bytes, body: bytes) -> None:
+        if head.startswith(b"options "):  # a client opening its pool (KITT's prewarm)
+            self.transport.write(b"HTTP/1.1 405 Method Not Allowed\r\nallow: POST\r\n"
+                                 b"content-length: 0\r\n\r\n")
+            return
         if head.startswith(b"get /stats"):
             data = json.dumps(StreamServer.stamps).encode()
             StreamServer.stamps = {}
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n%s" % (len(data), data))
+            return
+        if head.startswith(b"get "):  # model discovery by other tools; nothing else
+            found = head.startswith(b"get /v1/models")
+            data = b'{"object":"list","data":[{"id":"m","object":"model"}]}' if found else b""
+            self.transport.write(b"HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
+                                 b"content-length: %d\r\n\r\n%s"
+                                 % (b"200 OK" if found else b"404 Not Found", len(data), data))
             return
         match = _MAX_TOKENS.search(body)
         tokens = int(match[1]) if match else 16
@@ -127,7 +139,10 @@ class StreamServer(asyncio.Protocol):
             self.transport.write(self._whole[tokens])
             return
         i = head.find(b"x-request-id:")
-        rid = head[i + 13:].split(b"\r\n", 1)[0].strip().decode() if i >= 0 else "?"
+        if i >= 0:
+            rid = head[i + 13:].split(b"\r\n", 1)[0].strip().decode()
+        else:  # a client that sends no id (another tool): stamped all the same
+            rid = f"anonymous-{next(StreamServer.anonymous)}"
         stamps = [time.perf_counter_ns()]  # the request's arrival, then each token write
         StreamServer.stamps[rid] = stamps
         self.transport.write(first)
@@ -206,9 +221,10 @@ def _cpu_s() -> float:
 
 
 def _endpoint(base_url: str) -> Any:
-    from kitt_bench_perf.client import Api, Endpoint
+    from kitt import Route
+    from kitt_bench_perf.client import Endpoint
 
-    return Endpoint(base_url, "m", api=Api.OPENAI_CHAT, ignore_eos=True)
+    return Endpoint(base_url, "m", route=Route.OPENAI_CHAT, ignore_eos=True)
 
 
 def capacity_run(server: ServerProcess, concurrency: int, tokens: int, duration_s: float,
@@ -308,10 +324,10 @@ def timing_run(server: ServerProcess, concurrency: int, ttft_ms: float, itl_ms: 
     assert all(r.ok and len(r.chunk_ns) == tokens for r in measured)
     for r in measured:
         received, *written = stamps[f"kitt-{r.index}"]
-        ttft_err.append((r.chunk_ns[0] - r.start_ns) / 1e6 - ttft_ms)
+        ttft_err.append((r.chunk_ns[0] - r.sent_ns) / 1e6 - ttft_ms)
         itl_err.extend((b - a) / 1e6 - itl_ms for a, b in itertools.pairwise(r.chunk_ns))
         delay.extend((c - w) / 1e6 for c, w in zip(r.chunk_ns, written, strict=True))
-        delivery.append((received - r.start_ns) / 1e6)
+        delivery.append((received - r.sent_ns) / 1e6)
         lateness.append((written[0] - received) / 1e6 - ttft_ms)
     return {"ttft_error_ms": _pct(ttft_err), "itl_error_ms": _pct(itl_err),
             "client_stamp_delay_ms": _pct(delay),

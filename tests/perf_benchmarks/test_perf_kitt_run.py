@@ -89,3 +89,31 @@ def test_bad_params_exit_2_with_file_and_line(model, tmp_path, params, line, wor
     assert result.returncode == 2, result.stderr
     assert f"bad.yaml{line}" in result.stderr and words in result.stderr
     assert not (tmp_path / "home" / "kitt.db").exists() or stored(tmp_path) == []
+
+
+def test_a_client_limited_result_says_so_everywhere(model, tmp_path):
+    # No real client keeps its event loop within a microsecond: this bound flags any run,
+    # so the path from the verdict to every output is exercised on a real engine.
+    suite = tmp_path / "strict.yaml"
+    suite.write_text("name: strict\nbenchmarks:\n  - name: throughput\n"
+                     "    params: {concurrency: 2, max_tokens: 4, requests: 4,"
+                     " client_lag_bound_ms: 0.001}\n")
+    result = kitt_run(tmp_path, "-m", str(model), "-e", "llamacpp", "-s", str(suite))
+    assert result.returncode == 0, result.stderr + result.stdout  # a caveat, not a failure
+    [run] = stored(tmp_path)
+    [throughput] = run.results
+    [warning] = throughput.warnings
+    assert warning.startswith("client-limited: the client's event loop got to events")
+    assert "Fix: spread the load over more client processes (`workers: N`)" in warning
+    health = throughput.details["client_health"]
+    assert health["client_limited"] and health["bound_ms"] == 0.001
+    assert health["loop_lag_ms"]["count"] > 0 and health["workers"][0]["worker"] == 0
+    assert throughput.metric("client_limited").value == 1.0
+    assert throughput.metric("client_loop_lag_ms_p99").value == health["loop_lag_ms"]["p99"]
+    assert throughput.details["load"]["prewarmed_connections"] == 2
+    assert throughput.metric("connect_ms_p99") is not None
+    assert f"warning: throughput (run 1): {warning}" in result.stdout
+    out = tmp_path / "out"
+    assert from_json((out / "metrics.json").read_text(), Run).results[0].warnings == (warning,)
+    assert "client-limited" in (out / "report.html").read_text()
+    assert "**Warning:** client-limited" in (out / "summary.md").read_text()

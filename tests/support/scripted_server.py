@@ -65,7 +65,13 @@ class ScriptedServer:
     def __init__(self, scripts: dict[str, ScriptSource]) -> None:
         self.scripts = scripts
         self.requests: list[ServedRequest] = []
+        self.preflights: list[int] = []
+        """When each OPTIONS request arrived (the client's pool pre-opening): answered 405
+        with no body, as a POST-only route of a real server does, and kept out of
+        `requests`."""
         self.connections = 0
+        self.connected_ns: list[int] = []
+        """When each connection was accepted."""
         self.active = 0
         self.max_active = 0
         self._server: asyncio.base_events.Server | None = None
@@ -87,6 +93,7 @@ class ScriptedServer:
 
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self.connections += 1
+        self.connected_ns.append(time.perf_counter_ns())
         try:
             while True:
                 try:
@@ -95,6 +102,12 @@ class ScriptedServer:
                     return
                 received = time.perf_counter_ns()
                 lines = head.decode("latin-1").split("\r\n")
+                if lines[0].startswith("OPTIONS "):
+                    self.preflights.append(received)
+                    writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\n"
+                                 b"Content-Length: 0\r\n\r\n")
+                    await writer.drain()
+                    continue
                 path = lines[0].split(" ")[1]
                 headers = {}
                 for line in lines[1:]:

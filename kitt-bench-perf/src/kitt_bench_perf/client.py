@@ -12,6 +12,11 @@ arrival stamp does not include that wait. This hooks aiohttp's connection protoc
 `ResponseHandler` and the connector's protocol factory); if a future aiohttp changes those
 internals, the client falls back to stamping when the task reads (`arrival_stamps`
 says which is in use).
+
+Connection set-up is timed on its own: aiohttp's connection tracing stamps the moment a
+request has its connection (`RequestRecord.connected_ns`), and TTFT and E2E start there,
+so a cold connect or a wait for a pooled connection is never counted as the engine's
+time. `prewarm` opens the pool's connections before a load starts.
 """
 
 from __future__ import annotations
@@ -64,6 +69,34 @@ if ResponseHandler is not None:
                     self.kitt_reader = payload
                     self.kitt_stamps = []
                 self.kitt_stamps.append((now, payload.total_bytes))
+
+
+class _Connection:
+    """One request's connection events, filled in by the trace callbacks."""
+
+    __slots__ = ("connected_ns", "opened")
+
+    def __init__(self) -> None:
+        self.connected_ns: int | None = None
+        self.opened = False
+
+
+async def _reused(session: object, context: Any, params: object) -> None:
+    context.trace_request_ctx.connected_ns = _now()
+
+
+async def _opened(session: object, context: Any, params: object) -> None:
+    connection = context.trace_request_ctx
+    connection.connected_ns = _now()
+    connection.opened = True
+
+
+def _trace_config() -> aiohttp.TraceConfig:
+    config = aiohttp.TraceConfig()
+    config.on_connection_reuseconn.append(_reused)
+    config.on_connection_create_end.append(_opened)
+    config.freeze()
+    return config
 
 
 def _connector(limit: int) -> tuple[aiohttp.TCPConnector, bool]:
@@ -249,6 +282,7 @@ class StreamClient:
                                           sock_connect=self.connect_timeout_s),
             cookie_jar=aiohttp.DummyCookieJar(),
             skip_auto_headers=("User-Agent",),
+            trace_configs=[_trace_config()],
         )
 
     async def close(self) -> None:
@@ -258,6 +292,35 @@ class StreamClient:
 
     def prepare(self, spec: RequestSpec) -> PreparedRequest:
         return prepare(self.endpoint, spec)
+
+    async def prewarm(self, connections: int) -> int:
+        """Open up to `connections` connections and leave them idle in the pool, so the
+        load's first requests do not each open one at the same instant. Each is opened by
+        an OPTIONS request to the endpoint's URL, all at once: the engine runs no
+        inference for it and any status will do. OPTIONS, not HEAD: servers answer it as
+        a CORS preflight and keep the connection (llama-server closes the connection of a
+        HEAD it does not route). Returns how many were opened on responses that
+        kept them alive (a server that closes connections after each response keeps
+        none; its requests then connect as they go, and `connect_ms` shows it)."""
+        session = self._session
+        if session is None:
+            raise RuntimeError("StreamClient is not open (use `async with`)")
+        if self.max_connections:
+            connections = min(connections, self.max_connections)
+        headers = {k: v for k, v in self._headers.items() if k != "Content-Type"}
+
+        async def one() -> bool:
+            connection = _Connection()
+            try:
+                async with session.options(self._url, headers=headers,
+                                        trace_request_ctx=connection) as resp:
+                    kept = resp.version >= aiohttp.HttpVersion11 and (
+                        resp.headers.get("Connection", "").lower() != "close")
+            except (aiohttp.ClientError, asyncio.TimeoutError, OSError):
+                return False  # the load's own requests will report it
+            return connection.opened and kept
+
+        return sum(await asyncio.gather(*(one() for _ in range(connections))))
 
     async def send(self, request: PreparedRequest, index: int = 0, *,
                    scheduled_ns: int | None = None, warmup: bool = False) -> RequestRecord:
@@ -274,10 +337,11 @@ class StreamClient:
         for attempt in range(1, attempts + 1):
             status: int | None = None
             failure: str | None = None
+            connection = _Connection()
             start = _now()
             try:
-                async with session.post(self._url, data=request.body,
-                                        headers=headers) as resp:
+                async with session.post(self._url, data=request.body, headers=headers,
+                                        trace_request_ctx=connection) as resp:
                     status = resp.status
                     if status >= 400:
                         failure = f"HTTP {status}: {_excerpt(await _read_capped(resp))}"
@@ -286,7 +350,7 @@ class StreamClient:
             except asyncio.CancelledError:
                 self.cancelled.append(self._record(
                     parser, index, start, _now(), scheduled_ns, warmup, status, request,
-                    "cancelled (run ended before the stream did)"))
+                    "cancelled (run ended before the stream did)", connection.connected_ns))
                 raise
             except STALE_CONNECTION as exc:
                 failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -299,11 +363,12 @@ class StreamClient:
                 failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
             break
         return self._record(parser, index, start, _now(), scheduled_ns, warmup, status,
-                            request, failure)
+                            request, failure, connection.connected_ns)
 
     def _record(self, parser: StreamParser, index: int, start: int, now: int,
                 scheduled_ns: int | None, warmup: bool, status: int | None,
-                request: PreparedRequest, failure: str | None) -> RequestRecord:
+                request: PreparedRequest, failure: str | None,
+                connected_ns: int | None) -> RequestRecord:
         if status is None or status >= 400:
             # No stream at all: connection failure or HTTP error.
             outcome, end, error = Outcome.ERROR, now, failure or "no response"
@@ -336,4 +401,5 @@ class StreamClient:
             text="".join(parser.text) if capture else None,
             reasoning="".join(parser.reasoning) if capture and parser.reasoning else None,
             worker=self.worker, server_timings=parser.server_timings,
+            connected_ns=connected_ns,
         )

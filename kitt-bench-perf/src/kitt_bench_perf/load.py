@@ -13,12 +13,17 @@ the single-process semantics: rate schedules are generated globally and dealt ro
 (request i goes to worker i mod N), concurrency users are dealt the same way (with their
 ramp-up start times), and request indexes come from one shared counter, so `max_requests`
 and warmup counts are global.
+
+Before the run starts, each process opens its share of the connection pool
+(`ClientOptions.prewarm_connections`), and while it runs it measures its own lag
+(`health.HealthMeter`): `RunResult.client` holds what each process measured.
 """
 
 from __future__ import annotations
 
 import asyncio
 import gc
+import math
 import multiprocessing
 import random
 import signal
@@ -30,6 +35,7 @@ from typing import Any, TypeVar
 import attrs
 
 from kitt_bench_perf.client import Endpoint, PreparedRequest, StreamClient, prepare
+from kitt_bench_perf.health import HealthMeter, WorkerHealth
 from kitt_bench_perf.records import RequestRecord
 from kitt_bench_perf.workload import RequestSpec
 
@@ -166,6 +172,14 @@ class ClientOptions:
     """Total time allowed per request (None: no limit)."""
     send_request_id: bool = False
     """Send `X-Request-Id: kitt-<index>` so server logs can be matched to records."""
+    prewarm_connections: bool = True
+    """Open the connection pool before the run starts (`StreamClient.prewarm`): one
+    connection per closed-loop user or `max_concurrency` slot, or one second of an
+    uncapped rate (at most `PREWARM_MAX`). Off measures cold connects as they happen
+    (`connect_ms`); TTFT and E2E leave connecting out either way."""
+
+
+PREWARM_MAX = 1024
 
 
 @attrs.frozen
@@ -177,6 +191,19 @@ class RunResult:
     """The run's common start time (perf_counter_ns)."""
     event_loop: str = "asyncio"
     """The event loop implementation the run used."""
+    client: tuple[WorkerHealth, ...] = attrs.field(default=(), repr=False)
+    """What each client process measured of itself during the run (`health.assess`)."""
+    prewarmed: int = 0
+    """Connections open in the pools when the run started."""
+
+
+@attrs.frozen
+class WorkerRun:
+    """One process's share of a run: its records, its health, its pre-opened pool."""
+
+    records: list[RequestRecord]
+    health: WorkerHealth
+    prewarmed: int
 
 
 def _closed_users(profile: Profile) -> tuple[int, float]:
@@ -231,7 +258,7 @@ async def _drain(tasks: Sequence[asyncio.Task], deadline_ns: int | None,
 
 async def _closed_loop(client: StreamClient, prepared: Sequence[PreparedRequest],
                        load: LoadSpec, t0: int, counter: _Counter, worker: int,
-                       workers: int) -> list[RequestRecord]:
+                       workers: int, meter: HealthMeter) -> list[RequestRecord]:
     users, ramp_s = _closed_users(load.profile)
     deadline = None if load.duration_s is None else t0 + round(load.duration_s * NS)
     records: list[RequestRecord] = []
@@ -241,11 +268,18 @@ async def _closed_loop(client: StreamClient, prepared: Sequence[PreparedRequest]
     async def user(k: int) -> None:
         if ramp_s:
             await _sleep_until(t0 + round(k * ramp_s * NS / users))
+        # A user's next request is due when its previous one ended; the first one's start
+        # (the run's or the ramp's) is a schedule, not a client's delay.
+        due: int | None = None
         while deadline is None or _now() < deadline:
             i = counter.claim()
             if i is None:
                 return
-            records.append(await client.send(prepared[i % n_prepared], i, warmup=i < warmup))
+            record = await client.send(prepared[i % n_prepared], i, warmup=i < warmup)
+            if due is not None:
+                meter.sent(due, record.start_ns)
+            due = record.end_ns
+            records.append(record)
 
     tasks = [asyncio.create_task(user(k)) for k in range(worker, users, workers)]
     await _drain(tasks, deadline, load.drain_timeout_s)
@@ -253,7 +287,8 @@ async def _closed_loop(client: StreamClient, prepared: Sequence[PreparedRequest]
 
 
 async def _open_loop(client: StreamClient, prepared: Sequence[PreparedRequest],
-                     load: LoadSpec, t0: int, worker: int, workers: int) -> list[RequestRecord]:
+                     load: LoadSpec, t0: int, worker: int, workers: int,
+                     meter: HealthMeter) -> list[RequestRecord]:
     profile = load.profile
     assert isinstance(profile, ConstantRate | PoissonRate)
     deadline = None if load.duration_s is None else t0 + round(load.duration_s * NS)
@@ -265,10 +300,12 @@ async def _open_loop(client: StreamClient, prepared: Sequence[PreparedRequest],
     warmup = load.warmup_requests
     overdue = 0
 
-    async def one(i: int, scheduled: int) -> None:
+    async def one(i: int, scheduled: int, due: int) -> None:
         try:
-            records.append(await client.send(prepared[i % n_prepared], i,
-                                             scheduled_ns=scheduled, warmup=i < warmup))
+            record = await client.send(prepared[i % n_prepared], i, scheduled_ns=scheduled,
+                                       warmup=i < warmup)
+            meter.sent(due, record.start_ns)
+            records.append(record)
         finally:
             if slots is not None:
                 slots.release()
@@ -292,9 +329,11 @@ async def _open_loop(client: StreamClient, prepared: Sequence[PreparedRequest],
             overdue += 1
             if overdue % 64 == 0:
                 await asyncio.sleep(0)
+        due = scheduled
         if slots is not None:
             await slots.acquire()
-        task = asyncio.create_task(one(i, scheduled))
+            due = max(due, _now())  # waiting for a slot is the load's, not the client's
+        task = asyncio.create_task(one(i, scheduled, due))
         in_flight.add(task)  # a strong reference until done, then dropped (long runs)
         task.add_done_callback(in_flight.discard)
     await _drain(list(in_flight), deadline, load.drain_timeout_s)
@@ -310,12 +349,21 @@ def _max_connections(load: LoadSpec, workers: int, worker: int) -> int:
     return 0  # open loop without a cap: aiohttp's "no limit"
 
 
+def _prewarm_count(load: LoadSpec, workers: int, worker: int) -> int:
+    limit = _max_connections(load, workers, worker)
+    if limit:
+        return min(limit, PREWARM_MAX)
+    rate = getattr(load.profile, "rate", 1.0)  # uncapped open loop: one second's worth
+    return min(max(1, math.ceil(_split(math.ceil(rate), workers, worker))), PREWARM_MAX)
+
+
 async def run_worker(endpoint: Endpoint, prepared: Sequence[PreparedRequest], load: LoadSpec,
-                     options: ClientOptions, t0_ns: int | None = None, *, worker: int = 0,
-                     workers: int = 1, shared_counter: Any = None,
-                     on_ready: Callable[[], int] | None = None) -> list[RequestRecord]:
+                     options: ClientOptions, *, worker: int = 0, workers: int = 1,
+                     shared_counter: Any = None,
+                     on_ready: Callable[[], int] | None = None) -> WorkerRun:
     """This process's share of a load (all of it when workers == 1). The run starts at
-    `t0_ns`, or at the time `on_ready()` returns once the client is open, or now."""
+    the time `on_ready()` returns once the client is open and its pool pre-opened, or
+    then."""
     if not prepared:
         raise LoadError("the workload is empty")
     client = StreamClient(endpoint, _max_connections(load, workers, worker),
@@ -327,21 +375,28 @@ async def run_worker(endpoint: Endpoint, prepared: Sequence[PreparedRequest], lo
     # Objects that exist before the run are moved out of the collector's way until it ends.
     gc.collect()
     gc.freeze()
+    meter = HealthMeter(worker)
     try:
         async with client:
-            if on_ready is not None:
-                t0_ns = on_ready()
-            t0 = _now() if t0_ns is None else t0_ns
+            prewarmed = 0
+            if options.prewarm_connections:
+                prewarmed = await client.prewarm(_prewarm_count(load, workers, worker))
+            t0 = _now() if on_ready is None else on_ready()
             await _sleep_until(t0)
-            if isinstance(load.profile, Sequential | Concurrency):
-                counter = _Counter(load.max_requests, shared_counter)
-                records = await _closed_loop(client, prepared, load, t0, counter, worker,
-                                             workers)
-            else:
-                records = await _open_loop(client, prepared, load, t0, worker, workers)
+            meter.start(asyncio.get_running_loop())
+            try:
+                if isinstance(load.profile, Sequential | Concurrency):
+                    counter = _Counter(load.max_requests, shared_counter)
+                    records = await _closed_loop(client, prepared, load, t0, counter,
+                                                 worker, workers, meter)
+                else:
+                    records = await _open_loop(client, prepared, load, t0, worker, workers,
+                                               meter)
+            finally:
+                health = meter.stop()
     finally:
         gc.unfreeze()
-    return records + client.cancelled
+    return WorkerRun(records + client.cancelled, health, prewarmed)
 
 
 async def run_load_async(endpoint: Endpoint, specs: Sequence[RequestSpec], load: LoadSpec,
@@ -350,11 +405,18 @@ async def run_load_async(endpoint: Endpoint, specs: Sequence[RequestSpec], load:
     if load.workers != 1:
         raise LoadError("run_load_async runs in one process: use run_load for workers > 1")
     prepared = [prepare(endpoint, s) for s in specs]
-    t0 = _now()
-    records = await run_worker(endpoint, prepared, load, options or ClientOptions(), t0)
+    started: list[int] = []
+
+    def ready() -> int:
+        started.append(_now())
+        return started[0]
+
+    run = await run_worker(endpoint, prepared, load, options or ClientOptions(),
+                           on_ready=ready)
     loop = asyncio.get_running_loop()
     name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-    return RunResult(load, tuple(sorted(records, key=_index)), t0, name)
+    return RunResult(load, tuple(sorted(run.records, key=_index)), started[0], name,
+                     (run.health,), run.prewarmed)
 
 
 def _index(record: RequestRecord) -> int:
@@ -397,11 +459,11 @@ def _worker_main(conn: Any, endpoint: Endpoint, specs: Sequence[RequestSpec], lo
             conn.send(("ready", worker))
             return conn.recv()
 
-        records = run_in_new_loop(
+        run = run_in_new_loop(
             run_worker(endpoint, prepared, load, options, worker=worker, workers=workers,
                        shared_counter=counter, on_ready=ready),
             resolve_event_loop(options.event_loop))
-        conn.send(("records", records))
+        conn.send(("records", run))
     except BaseException:  # report everything: the parent cannot see a child's traceback
         conn.send(("error", traceback.format_exc()))
     finally:
@@ -442,13 +504,14 @@ def run_load(endpoint: Endpoint, specs: Sequence[RequestSpec], load: LoadSpec,
         t0 = _now() + round(START_MARGIN_S * NS)
         for pipe in pipes:
             pipe.send(t0)
-        records: list[RequestRecord] = []
-        for w, pipe in enumerate(pipes):
-            records.extend(_receive(pipe, procs[w], "records", w))
+        runs: list[WorkerRun] = [_receive(pipe, procs[w], "records", w)
+                                 for w, pipe in enumerate(pipes)]
         finished = True
     finally:
         _stop_workers(procs, wait_s=10 if finished else 0)
-    return RunResult(load, tuple(sorted(records, key=_index)), t0, event_loop)
+    records = [r for run in runs for r in run.records]
+    return RunResult(load, tuple(sorted(records, key=_index)), t0, event_loop,
+                     tuple(run.health for run in runs), sum(run.prewarmed for run in runs))
 
 
 def _stop_workers(procs: Sequence[Any], wait_s: float) -> None:

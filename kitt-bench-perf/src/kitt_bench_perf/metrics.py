@@ -87,9 +87,10 @@ class RequestMetrics:
 
 
 def request_metrics(r: RequestRecord) -> RequestMetrics:
-    e2e_ns = r.end_ns - r.start_ns
+    sent = r.sent_ns
+    e2e_ns = r.end_ns - sent
     n = r.output_tokens
-    ttft_ns = r.chunk_ns[0] - r.start_ns if r.chunk_ns else None
+    ttft_ns = r.chunk_ns[0] - sent if r.chunk_ns else None
     tpot = itl_mean = None
     if ttft_ns is not None and n is not None and n >= 2:
         tpot = (e2e_ns - ttft_ns) / (n - 1) / NS_PER_MS
@@ -195,6 +196,9 @@ class Summary:
     e2e_from_scheduled_ms: Distribution | None
     send_delay_ms: Distribution | None
     """Actual minus scheduled send time (rate-based loads)."""
+    connect_ms: Distribution | None
+    """Waiting for a pooled connection and opening one, per request (before TTFT and
+    E2E start)."""
     errors: dict[str, int]
     """Errored requests by message (`HTTP 500: ...`), most frequent first (at most 20
     messages, the rest under "(other messages)")."""
@@ -278,6 +282,8 @@ def summarize(records: Iterable[RequestRecord], slo: SLO | None = None) -> Summa
         e2e_from_scheduled_ms=dist(m.e2e_from_scheduled_ms for m in per),
         send_delay_ms=dist(None if r.scheduled_ns is None
                            else (r.start_ns - r.scheduled_ns) / NS_PER_MS for r in ok),
+        connect_ms=dist(None if r.connect_ns is None else r.connect_ns / NS_PER_MS
+                        for r in ok),
         errors=_grouped(r.error or "unknown error" for r in errored),
         incomplete_reasons=_grouped(r.error or "unknown" for r in incomplete),
         output_token_sources=dict(Counter(

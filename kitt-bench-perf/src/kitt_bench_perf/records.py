@@ -64,6 +64,10 @@ class RequestRecord:
     reasoning: str | None = None
     """Generated reasoning text (`reasoning_content`/`reasoning`/`thinking`), if captured."""
     worker: int = 0
+    connected_ns: int | None = None
+    """When the request had its connection, pooled or newly opened, and its bytes were
+    about to be written (aiohttp's connection tracing). None when it never got one, or
+    the tracing did not report it."""
     server_timings: dict[str, int] | None = attrs.field(default=None, hash=False)
     """The server's own timings of this request, as it reported them (integers, durations
     in ns): Ollama's `total_duration`, `load_duration`, `prompt_eval_count`,
@@ -73,3 +77,16 @@ class RequestRecord:
     @property
     def ok(self) -> bool:
         return self.outcome is Outcome.OK
+
+    @property
+    def sent_ns(self) -> int:
+        """Where TTFT and E2E start: the request on its connection (`connected_ns`), so
+        that waiting for a connection and opening it are never counted as the engine's
+        time; `start_ns` when the connection time is unknown."""
+        return self.start_ns if self.connected_ns is None else self.connected_ns
+
+    @property
+    def connect_ns(self) -> int | None:
+        """Time spent waiting for a pooled connection and opening one (0 when an idle
+        one was reused at once). None when unknown."""
+        return None if self.connected_ns is None else self.connected_ns - self.start_ns

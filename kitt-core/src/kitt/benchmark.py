@@ -72,6 +72,10 @@ class Measurement:
     requests: tuple[RequestSample, ...] = ()
     items: tuple[ItemRecord, ...] = ()
     details: dict[str, JSON] = attrs.field(factory=dict)
+    warnings: tuple[str, ...] = ()
+    """Why some numbers may not mean what they say, each with its fix (e.g. the load
+    generator was the bottleneck: "client-limited: ..."). They do not fail the benchmark;
+    every summary, report and JSON output shows them beside its results."""
 
 
 @attrs.frozen

@@ -165,6 +165,8 @@ class BenchmarkResult:
     requests: tuple[RequestSample, ...] = ()
     items: tuple[ItemRecord, ...] = ()
     details: dict[str, JSON] = attrs.field(factory=dict)
+    warnings: tuple[str, ...] = ()
+    """The benchmark's `Measurement.warnings`: caveats on these numbers, with their fix."""
 
     def metric(self, name: str) -> Metric | None:
         return next((m for m in self.metrics if m.name == name), None)

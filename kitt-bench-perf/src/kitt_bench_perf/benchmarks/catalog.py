@@ -31,6 +31,9 @@ DISTRIBUTIONS: dict[str, tuple[str, str, str, tuple[str, ...]]] = {
     # How late KITT's client sent against the schedule: a property of the client, not
     # of the engine, so it is never a regression of the engine.
     "send_delay_ms": ("send_delay_ms", "ms", "neutral", ("mean", "p99", "max")),
+    # Waiting for and opening a connection, outside TTFT and E2E: the server's accept
+    # queue is in it, so it is a latency like the others.
+    "connect_ms": ("connect_ms", "ms", "lower", ("mean", "p99", "max")),
     # The server's own timings (Ollama): present only when the engine reported them.
     "server_eval_tokens_per_s": ("server_eval_tokens_per_s", "tokens/s", "higher",
                                  ("mean", "p50", "min")),
@@ -73,8 +76,22 @@ SERVER = (
 )
 SERVER_BY_NAME = {spec.name: spec for spec in SERVER}
 
+# KITT's own client during the load (details.client_health): properties of the load
+# generator, never of the engine, so neutral.
+CLIENT = (
+    MetricSpec("client_loop_lag_ms_p99", "ms", "neutral",
+               "how late the client's event loop got to an event (99th percentile)"),
+    MetricSpec("client_cpu_cores_max", "cores", "neutral",
+               "CPU use of the busiest client process"),
+    MetricSpec("client_limited", "", "neutral",
+               "1 when the client's own lag could have moved a reported percentile by "
+               "more than client_lag_bound_ms"),
+)
+CLIENT_BY_NAME = {spec.name: spec for spec in CLIENT}
+
 LOAD = (REQUESTS, ERRORED, ERROR_RATE, WINDOW, *RATES.values(), SLO_ATTAINMENT,
-        *(spec for specs in DISTRIBUTION_SPECS.values() for spec in specs), *SERVER)
+        *(spec for specs in DISTRIBUTION_SPECS.values() for spec in specs), *SERVER,
+        *CLIENT)
 """What every load (throughput, latency, streaming_latency) reports."""
 
 JITTER = tuple(MetricSpec(f"{name}_{stat}", "ms", "lower", what)

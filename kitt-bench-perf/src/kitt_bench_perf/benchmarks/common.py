@@ -110,13 +110,14 @@ def metrics_url(target: Target) -> str | None:
 
 
 def run_measured(target: Target, endpoint: Endpoint, specs: Sequence[RequestSpec],
-                 load: LoadSpec, *, timeout_s: float, scrape_interval_s: float
+                 load: LoadSpec, *, timeout_s: float, scrape_interval_s: float,
+                 prewarm_connections: bool = True
                  ) -> tuple[RunResult, ServerMetricsScraper | None]:
     """Run `load`, scraping the engine's /metrics meanwhile when asked."""
     url = metrics_url(target)
     scraper = (ServerMetricsScraper(url, scrape_interval_s)
                if url and scrape_interval_s > 0 else None)
-    options = ClientOptions(timeout_s=timeout_s)
+    options = ClientOptions(timeout_s=timeout_s, prewarm_connections=prewarm_connections)
     if scraper is None:
         return run_load(endpoint, specs, load, options), None
     with scraper:
@@ -205,7 +206,7 @@ def load_details(result: RunResult) -> dict[str, Any]:
             "rate": getattr(profile, "rate", None),
             "max_requests": load.max_requests, "duration_s": load.duration_s,
             "warmup_requests": load.warmup_requests, "workers": load.workers,
-            "event_loop": result.event_loop}
+            "event_loop": result.event_loop, "prewarmed_connections": result.prewarmed}
 
 
 def workload_details(specs: Sequence[RequestSpec]) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import attrs
 from kitt import BenchmarkContext, Measurement, Metric, Tokenizer
 from kitt_bench_perf.benchmarks import catalog, common
 from kitt_bench_perf.benchmarks.params import LoadParams
+from kitt_bench_perf.health import assess
 from kitt_bench_perf.load import Concurrency, LoadSpec, Sequential
 from kitt_bench_perf.metrics import Summary, check_error_rate, summarize
 from kitt_bench_perf.records import RequestRecord
@@ -32,6 +33,8 @@ class LoadOutcome:
     details: dict[str, Any]
     metrics: list[Metric]
     window_start_ns: int
+    warnings: tuple[str, ...] = ()
+    """The client-limited verdict, when it applies (`health.assess`)."""
 
 
 def prepare(context: BenchmarkContext, params: LoadParams, count: int) -> Prepared:
@@ -55,24 +58,35 @@ def measure(context: BenchmarkContext, params: LoadParams, prepared: Prepared,
             load: LoadSpec) -> LoadOutcome:
     result, scraper = common.run_measured(
         context.target, prepared.endpoint, prepared.specs, load,
-        timeout_s=params.timeout_s, scrape_interval_s=params.scrape_interval_s)
+        timeout_s=params.timeout_s, scrape_interval_s=params.scrape_interval_s,
+        prewarm_connections=params.prewarm_connections)
     records = common.count_missing_tokens(result.records, prepared.tokenizer,
                                           prepared.tokenizer_kind)
     summary = summarize(records, common.slo_of(params))
     t0 = summary.window_start_ns if summary.window_start_ns is not None else result.t0_ns
     metrics = common.summary_metrics(summary)
+    verdict = assess(result.client, params.client_lag_bound_ms)
+    health = verdict.details
+    if health["loop_lag_ms"] is not None:
+        metrics.append(catalog.CLIENT_BY_NAME["client_loop_lag_ms_p99"](
+            health["loop_lag_ms"]["p99"]))
+    metrics += [catalog.CLIENT_BY_NAME["client_cpu_cores_max"](health["cpu_cores_max"]),
+                catalog.CLIENT_BY_NAME["client_limited"](float(verdict.client_limited))]
     details: dict[str, Any] = {
         "api": prepared.endpoint.route.value,
         "load": common.load_details(result),
         "workload": common.workload_details(prepared.specs),
         "token_counting": common.token_counting(records, prepared.tokenizer_kind),
         "summary": summary.to_dict(),
+        "client_health": health,
     }
     if scraper is not None:
         details["server_metrics"] = scraper.details(t0)
         metrics.extend(catalog.SERVER_BY_NAME[name](value)
                        for name, value in scraper.key_metrics())
-    return LoadOutcome(records, summary, details, metrics, t0)
+    warning = verdict.warning
+    return LoadOutcome(records, summary, details, metrics, t0,
+                       (warning,) if warning else ())
 
 
 def run_single(context: BenchmarkContext, params: Any,
@@ -94,4 +108,4 @@ def run_single(context: BenchmarkContext, params: Any,
     return Measurement(metrics=tuple(metrics), passed=check.passed,
                        requests=tuple(common.request_samples(outcome.records,
                                                              outcome.window_start_ns)),
-                       details=common.jsonable(details))
+                       details=common.jsonable(details), warnings=outcome.warnings)

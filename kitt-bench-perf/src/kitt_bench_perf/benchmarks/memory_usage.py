@@ -109,6 +109,7 @@ def run(context: BenchmarkContext, params: MemoryParams) -> Measurement:
                      "pids": sorted(getattr(sources[-1], "pids", ()))},
         "load": outcome.details["load"], "summary": outcome.details["summary"],
         "token_counting": outcome.details["token_counting"],
+        "client_health": outcome.details["client_health"],
         "checks": [attrs.asdict(check)],
     }
     if "server_metrics" in outcome.details:
@@ -116,4 +117,4 @@ def run(context: BenchmarkContext, params: MemoryParams) -> Measurement:
     return Measurement(metrics=tuple(metrics), passed=passed,
                        requests=tuple(common.request_samples(outcome.records,
                                                              outcome.window_start_ns)),
-                       details=common.jsonable(details))
+                       details=common.jsonable(details), warnings=outcome.warnings)

@@ -57,6 +57,12 @@ class LoadParams:
     slo_e2e_ms: float | None = attrs.field(default=None, validator=_optional(_positive_float))
     scrape_interval_s: float = attrs.field(default=1.0, validator=v.ge(0))
     """Prometheus /metrics scrape interval while measuring; 0 turns scraping off."""
+    prewarm_connections: bool = True
+    """Open the client's connections before the measurement starts; false measures cold
+    connects (`connect_ms`). TTFT and E2E leave connecting out either way."""
+    client_lag_bound_ms: float = attrs.field(default=2.0, validator=_positive_float)
+    """The result is marked client-limited when KITT's own client lag (event loop or
+    send delay, p99) exceeds this: a reported percentile may be off by more."""
 
 
 @attrs.frozen(kw_only=True)

@@ -43,6 +43,7 @@ def run(context: BenchmarkContext, params: SweepParams) -> Measurement:
     levels: list[dict[str, Any]] = []
     metrics: list[Metric] = []
     samples = []
+    warnings: list[str] = []
     server: dict[str, Any] = {}
     t_first: int | None = None
     for i, concurrency in enumerate(params.levels):
@@ -55,12 +56,14 @@ def run(context: BenchmarkContext, params: SweepParams) -> Measurement:
                  "requests_per_s": s.requests_per_s, "error_rate": s.error_rate,
                  "slo_met": s.slo_met, "meets_slo": qualifies(s, params),
                  "summary": outcome.details["summary"],
-                 "token_counting": outcome.details["token_counting"]}
+                 "token_counting": outcome.details["token_counting"],
+                 "client_health": outcome.details["client_health"]}
         levels.append(level)
         metrics.extend(attrs.evolve(by_name[name], name=f"concurrency_{concurrency}.{name}")
                        for name in catalog.SWEEP_LEVEL if name in by_name)
         # Samples of every level on one time axis: ms from the first level's window.
         samples.extend(common.request_samples(outcome.records, t_first))
+        warnings += [f"concurrency {concurrency}: {w}" for w in outcome.warnings]
         if "server_metrics" in outcome.details:
             server[f"concurrency-{concurrency}"] = outcome.details["server_metrics"]
         context.progress(per_level * (i + 1), total)
@@ -80,4 +83,5 @@ def run(context: BenchmarkContext, params: SweepParams) -> Measurement:
     if server:
         details["server_metrics"] = server
     return Measurement(metrics=tuple(metrics), passed=best is not None,
-                       requests=tuple(samples), details=common.jsonable(details))
+                       requests=tuple(samples), details=common.jsonable(details),
+                       warnings=tuple(warnings))

@@ -83,10 +83,11 @@ def run(context: BenchmarkContext, params: WarmupAnalysisParams) -> Measurement:
     metrics += [by_name[n] for n in catalog.WARMUP_LOAD if n in by_name]
     details.update(load=outcome.details["load"], summary=outcome.details["summary"],
                    token_counting=outcome.details["token_counting"],
+                   client_health=outcome.details["client_health"],
                    checks=[attrs.asdict(check)])
     if "server_metrics" in outcome.details:
         details["server_metrics"] = outcome.details["server_metrics"]
     return Measurement(metrics=tuple(metrics), passed=passed,
                        requests=tuple(common.request_samples(outcome.records,
                                                              outcome.window_start_ns)),
-                       details=common.jsonable(details))
+                       details=common.jsonable(details), warnings=outcome.warnings)

@@ -77,3 +77,5 @@ class TerminalEvents:
         verdict = "passed" if result.passed else "FAILED"
         detail = f": {result.error}" if result.error else ""
         self._line(f"{result.name} run {result.run_number} {verdict}{detail}")
+        for warning in result.warnings:
+            self._line(f"  warning: {warning}")

@@ -109,6 +109,9 @@ def _print_summary(outcome) -> None:
     click.echo(f"run {run.id}: {run.status} — {run.model} on {run.engine.engine} "
                f"({run.engine.mode})")
     print_table(("benchmark", "run", "result", "metric", "value", "unit"), rows)
+    for result in run.results:
+        for warning in result.warnings:
+            click.echo(f"warning: {result.name} (run {result.run_number}): {warning}")
     if run.error:
         click.echo(f"Error: {run.error}", err=True)
     click.echo(f"results: {outcome.output_dir}")

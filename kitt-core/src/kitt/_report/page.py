@@ -27,6 +27,7 @@ def render(runs: Sequence[Run], thresholds: Thresholds | None = None) -> str:
     body = [
         f"<header><h1>{escape(title)}</h1>{_identity(runs)}</header>",
         _errors(runs),
+        _warnings(runs),
         _comparison(comparison) if len(runs) > 1 else "",
         _plots(runs),
         _results(runs, comparison),
@@ -120,6 +121,17 @@ def _errors(runs: Sequence[Run]) -> str:
     if not items:
         return ""
     return f'<section class="errors"><h2>Errors</h2><ul>{"".join(items)}</ul></section>'
+
+
+def _warnings(runs: Sequence[Run]) -> str:
+    """Caveats benchmarks attached to their numbers (`BenchmarkResult.warnings`)."""
+    items = [f"<li>{f'<code>{escape(run.id[:12])}</code>: ' if len(runs) > 1 else ''}"
+             f"<b>{escape(result.name)}</b> (run {result.run_number}): {escape(warning)}</li>"
+             for run in runs for result in run.results for warning in result.warnings]
+    if not items:
+        return ""
+    return (f'<section class="warnings"><h2>Warnings</h2><ul>{"".join(items)}</ul>'
+            "</section>")
 
 
 def _plots(runs: Sequence[Run]) -> str:

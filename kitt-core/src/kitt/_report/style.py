@@ -40,6 +40,10 @@ section.errors { border: 1px solid #ff818266; background: #fff5f5; border-radius
                  padding: 0 16px 8px; }
 section.errors h2 { border: 0; color: var(--bad); margin-top: 12px; }
 section.errors li { margin: 6px 0; }
+section.warnings { border: 1px solid #d4a72c66; background: #fff8c5; border-radius: 6px;
+                   padding: 0 16px 8px; }
+section.warnings h2 { border: 0; margin-top: 12px; }
+section.warnings li { margin: 6px 0; }
 .plots { display: grid; grid-template-columns: repeat(auto-fit, minmax(560px, 1fr));
          gap: 20px; }
 figure { margin: 0; padding: 10px 12px; border: 1px solid var(--line); border-radius: 6px;

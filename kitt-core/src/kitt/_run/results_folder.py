@@ -73,6 +73,9 @@ def summary_markdown(run: Run) -> str:
         lines += ["", f"## {result.name} (run {result.run_number}): {verdict}", ""]
         if result.error:
             lines += [f"Error: `{result.error}`", ""]
+        lines += [f"**Warning:** {warning}" for warning in result.warnings]
+        if result.warnings:
+            lines.append("")
         if result.metrics:
             lines += ["| metric | value | unit |", "|---|---:|---|"]
             lines += [f"| {m.name} | {format_value(m.value)} | {m.unit} |"

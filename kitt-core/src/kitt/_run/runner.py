@@ -335,7 +335,8 @@ def run_one(planned: PlannedBenchmark, context: BenchmarkContext,
     metrics = tuple(_with_direction(planned.benchmark, m) for m in measured.metrics)
     return attrs.evolve(started, passed=measured.passed, metrics=metrics,
                         requests=measured.requests, items=measured.items,
-                        details=measured.details, finished_at=_now())
+                        details=measured.details, warnings=tuple(measured.warnings),
+                        finished_at=_now())
 
 
 def _with_direction(benchmark: Benchmark, metric: Metric) -> Metric:
