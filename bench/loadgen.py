@@ -79,7 +79,8 @@ class StreamServer(asyncio.Protocol):
     """HTTP/1.1 keep-alive, just enough for the benchmark client. `max_tokens` in the body
     sets the stream length. Zero TTFT and ITL: the whole stream in one write. Otherwise
     token k is written at arrival + TTFT + k * ITL (absolute deadlines: one late write does
-    not delay the next) and stamped; `GET /stats` returns and clears the stamps by
+    not delay the next; the arrival is the kernel's receive time where it has one) and
+    stamped; `GET /stats` returns and clears the stamps by
     X-Request-Id."""
 
     ttft_s = 0.0
@@ -89,12 +90,21 @@ class StreamServer(asyncio.Protocol):
     _frames: dict[int, tuple[bytes, list[bytes], bytes]] = {}
     _whole: dict[int, bytes] = {}
 
+    kitt_arrival: int | None = None
+
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         self.transport = transport
         self.buf = b""
         self.loop = asyncio.get_running_loop()
+        # A request arrives when the kernel received it, not when this loop (busy writing
+        # other streams' tokens) got to it: the truth must not hide the server's own lag.
+        from kitt_bench_perf.arrival import kernel_reads
+
+        kernel_reads(transport, self)
 
     def data_received(self, data: bytes) -> None:
+        self.arrival = self.kitt_arrival or time.perf_counter_ns()
+        self.kitt_arrival = None
         self.buf += data
         while (end := self.buf.find(b"\r\n\r\n")) >= 0:
             head = self.buf[:end].lower()
@@ -125,9 +135,10 @@ class StreamServer(asyncio.Protocol):
             self.transport.write(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n%s" % (len(data), data))
             return
-        if head.startswith(b"get "):  # model discovery by other tools; nothing else
-            found = head.startswith(b"get /v1/models")
-            data = b'{"object":"list","data":[{"id":"m","object":"model"}]}' if found else b""
+        if head.startswith(b"get "):  # other tools' health check and model discovery
+            found = head.startswith((b"get /v1/models", b"get /health"))
+            data = (b'{"object":"list","data":[{"id":"m","object":"model"}]}'
+                    if head.startswith(b"get /v1/models") else b"{}" if found else b"")
             self.transport.write(b"HTTP/1.1 %s\r\ncontent-type: application/json\r\n"
                                  b"content-length: %d\r\n\r\n%s"
                                  % (b"200 OK" if found else b"404 Not Found", len(data), data))
@@ -143,10 +154,11 @@ class StreamServer(asyncio.Protocol):
             rid = head[i + 13:].split(b"\r\n", 1)[0].strip().decode()
         else:  # a client that sends no id (another tool): stamped all the same
             rid = f"anonymous-{next(StreamServer.anonymous)}"
-        stamps = [time.perf_counter_ns()]  # the request's arrival, then each token write
+        stamps = [self.arrival]  # the request's arrival (its last read), then each write
         StreamServer.stamps[rid] = stamps
         self.transport.write(first)
-        base = self.loop.time() + self.ttft_s
+        # Deadlines count from the arrival, however late this loop got to the request.
+        base = self.loop.time() + self.ttft_s - (time.perf_counter_ns() - self.arrival) / 1e9
         self.loop.call_at(base, self._token, middle, tail, 0, base, stamps)
 
     def _token(self, middle: list[bytes], tail: bytes, k: int, base: float,
@@ -342,6 +354,8 @@ def median_of(runs: list[dict[str, Any]]) -> dict[str, Any]:
     for key, value in runs[0].items():
         if isinstance(value, dict):
             out[key] = median_of([r[key] for r in runs])
+        elif isinstance(value, str) or value is None:  # a label: one, or all of them
+            out[key] = "/".join(sorted({str(r[key]) for r in runs}))
         else:
             out[key] = statistics.median(r[key] for r in runs)
     return out

@@ -2,6 +2,7 @@
 
     python bench/timing.py [--runs 5] [--duration 3] [--streams 1,64,256,1024]
                            [--workers 1,2] [--guidellm BIN] [--aiperf BIN] [--out FILE]
+    python bench/timing.py --render bench/results/timing.json
 
 The server is bench/loadgen.py's scripted OpenAI chat stream (`--serve`), in its own
 process pinned to the last CPU: time to first token 50 ms, then a token every 10 ms, 32
@@ -21,7 +22,7 @@ event-loop lag p99), which says whether KITT itself flagged the run.
 their own): the same loads are run with them, their reported percentiles read from their
 JSON exports, and compared with the same truth.
 
-Prints JSON (and writes it to --out).
+Prints JSON (and writes it to --out, with the error table as markdown beside it).
 """
 
 from __future__ import annotations
@@ -66,7 +67,7 @@ def errors(reported: dict[str, dict[str, float]], true: dict[str, Any]) -> dict[
 
 def kitt_run(url: str, streams: int, duration_s: float, workers: int,
              event_loop: str = "asyncio") -> dict[str, Any]:
-    from kitt_bench_perf.health import assess
+    from kitt_bench_perf.health import arrival_of, assess
     from kitt_bench_perf.load import ClientOptions, Concurrency, LoadSpec, run_load
     from kitt_bench_perf.metrics import summarize
     from kitt_bench_perf.workload import RequestSpec
@@ -76,7 +77,7 @@ def kitt_run(url: str, streams: int, duration_s: float, workers: int,
                       ClientOptions(event_loop=event_loop))
     summary = summarize(result.records)
     assert summary.errored == summary.incomplete == 0, summary.errors
-    verdict = assess(result.client, 2.0)
+    verdict = assess(result.client, 2.0, arrival_of(result.records))
     lag = verdict.details["loop_lag_ms"] or {"p99": 0.0}
     return {"reported": {"ttft_ms": {"p50": summary.ttft_ms.p50, "p99": summary.ttft_ms.p99},
                          "e2e_ms": {"p50": summary.e2e_ms.p50, "p99": summary.e2e_ms.p99}},
@@ -84,7 +85,8 @@ def kitt_run(url: str, streams: int, duration_s: float, workers: int,
             "send_delay_ms_p99": (verdict.details["send_delay_ms"] or {"p99": 0.0})["p99"],
             "client_loop_lag_ms_p99": lag["p99"],
             "client_cpu_cores_max": verdict.details["cpu_cores_max"],
-            "prewarmed": result.prewarmed, "event_loop": result.event_loop}
+            "prewarmed": result.prewarmed, "event_loop": result.event_loop,
+            "arrival_stamps": verdict.details["arrival_stamps"]}
 
 
 def guidellm_run(binary: str, url: str, streams: int, duration_s: float,
@@ -127,14 +129,31 @@ def aiperf_run(binary: str, url: str, streams: int, duration_s: float,
             check=True, capture_output=True, timeout=600)
         [export] = Path(tmp).rglob("profile_export_aiperf.json")
         doc = json.loads(export.read_text())
-    records = {m["tag"]: m for m in doc["records"]} if isinstance(doc.get("records"), list) \
-        else doc["records"]
 
     def pick(name: str) -> dict[str, float]:
-        return {"p50": records[name]["p50"], "p99": records[name]["p99"]}
+        assert doc[name]["unit"] == "ms", doc[name]
+        return {"p50": doc[name]["p50"], "p99": doc[name]["p99"]}
 
     return {"reported": {"ttft_ms": pick("time_to_first_token"),
                          "e2e_ms": pick("request_latency")}}
+
+
+def _own_version() -> str:
+    import importlib.metadata
+
+    try:
+        return importlib.metadata.version("kitt-bench-perf")
+    except importlib.metadata.PackageNotFoundError:
+        return "source tree"
+
+
+def _version(binary: str, distribution: str) -> str:
+    """The tool's version, asked of the Python of the venv it was installed in."""
+    python = Path(binary).with_name("python")
+    done = subprocess.run([str(python), "-c", "import importlib.metadata as m; "
+                           f"print(m.version({distribution!r}))"],
+                          capture_output=True, text=True, timeout=60)
+    return done.stdout.strip() or "unknown"
 
 
 def _tokenizer(tmp: str) -> str:
@@ -159,6 +178,63 @@ def measure(server: loadgen.ServerProcess, run: Callable[[], dict[str, Any]],
     return loadgen.median_of(results)
 
 
+COLUMNS = ("ttft_ms_p50", "ttft_ms_p99", "e2e_ms_p50", "e2e_ms_p99")
+
+
+def markdown(results: dict[str, Any]) -> str:
+    """The error table: each tool's reported percentile minus the server's truth, in ms
+    (median of the runs), and each other tool's worst error over KITT's."""
+    m = results["machine"]
+    lines = [f"# Timing error under load ({results['command']})", "",
+             f"{m['cpus']} CPUs ({m['cpu']}), Python {m['python']}; scripted server "
+             f"(TTFT {TTFT_MS:g} ms, ITL {ITL_MS:g} ms, {TOKENS} tokens) pinned to CPU "
+             f"{m['server_cpu']}; median of {results['runs_per_figure']} runs of "
+             f"{results['duration_s']:g} s, closed loop, no warmup. Error = reported "
+             "minus the server's truth (ms): its TTFT is its first token's write minus the "
+             "kernel's receive time of the request, its E2E the last write minus the same.",
+             "", "Versions: " + ", ".join(
+                 f"{k} {v}" for k, v in results.get("versions", {}).items()) + ".",
+             "", "| client | streams | " + " | ".join(COLUMNS) +
+             " | KITT flagged client-limited | KITT loop lag p99 (ms) | KITT CPU (cores) |",
+             "|---|---:|" + "---:|" * (len(COLUMNS) + 3)]
+    rows: list[tuple[str, int, dict[str, Any]]] = []
+    for key, value in results["kitt"].items():
+        workers, streams = key.removeprefix("workers_").split("_streams_")
+        rows.append((f"KITT, workers {workers}", int(streams), value))
+    for tool in ("guidellm", "aiperf"):
+        for key, value in results.get(tool, {}).items():
+            rows.append((tool, int(key.removeprefix("streams_")), value))
+    for name, streams, value in rows:
+        if "failed" in value:
+            lines.append(f"| {name} | {streams} | failed: {value['failed'][:80]} |")
+            continue
+        cells = [f"{value['error_ms'][c]:+.2f}" for c in COLUMNS]
+        own = ""
+        if "flagged_client_limited" in value:
+            own = (f" | {'yes' if value['flagged_client_limited'] else 'no'}"
+                   f" | {value['client_loop_lag_ms_p99']:.1f}"
+                   f" | {value['client_cpu_cores_max']:.2f}")
+        lines.append(f"| {name} | {streams} | " + " | ".join(cells) + f"{own} |")
+    kitt = {int(k.split("_streams_")[1]): v for k, v in results["kitt"].items()
+            if k.startswith("workers_1_")}
+    ratios = []
+    for tool in ("guidellm", "aiperf"):
+        for key, value in results.get(tool, {}).items():
+            n = int(key.removeprefix("streams_"))
+            if "failed" in value or n not in kitt:
+                continue
+            worst = max(abs(v) for v in value["error_ms"].values())
+            ours = max(abs(v) for v in kitt[n]["error_ms"].values())
+            ratio = worst / ours if ours else float("inf")
+            shown = f"{ratio:.0f}x" if ratio >= 10 else f"{ratio:.1f}x"
+            ratios.append(f"| {tool} | {n} | {worst:.2f} | {ours:.2f} | {shown} |")
+    if ratios:
+        lines += ["", "Worst absolute error of the four, another tool against KITT "
+                  "(workers 1):", "", "| tool | streams | tool's | KITT's | ratio |",
+                  "|---|---:|---:|---:|---:|", *ratios]
+    return "\n".join(lines) + "\n"
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--runs", type=int, default=5)
@@ -168,12 +244,20 @@ def main() -> None:
     parser.add_argument("--event-loop", default="asyncio", choices=("asyncio", "uvloop"))
     parser.add_argument("--guidellm", help="guidellm executable")
     parser.add_argument("--aiperf", help="aiperf executable")
-    parser.add_argument("--out", type=Path)
+    parser.add_argument("--out", type=Path, help="the JSON; the table goes beside it (.md)")
+    parser.add_argument("--render", type=Path, metavar="JSON",
+                        help="only print the table of an earlier --out")
     args = parser.parse_args()
+    if args.render:
+        print(markdown(json.loads(args.render.read_text())), end="")
+        return
     streams = [int(s) for s in args.streams.split(",")]
     cpus = sorted(os.sched_getaffinity(0))
     client_cpu, server_cpu = (cpus[0], cpus[-1]) if len(cpus) >= 2 else (None, None)
+    import aiohttp
+
     results: dict[str, Any] = {
+        "versions": {"kitt-bench-perf": _own_version(), "aiohttp": aiohttp.__version__},
         "machine": {"cpus": os.cpu_count(), "cpu": loadgen._cpu_model(),
                     "python": sys.version.split()[0], "platform": platform.platform(),
                     "client_cpu": client_cpu, "server_cpu": server_cpu,
@@ -202,6 +286,7 @@ def main() -> None:
             if not binary:
                 continue
             results[name] = {}
+            results["versions"][name] = _version(binary, name)
             for n in streams:
                 try:
                     results[name][f"streams_{n}"] = measure(
@@ -217,6 +302,7 @@ def main() -> None:
     if args.out:
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_text(text + "\n")
+        args.out.with_suffix(".md").write_text(markdown(results))
 
 
 if __name__ == "__main__":

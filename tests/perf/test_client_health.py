@@ -4,15 +4,17 @@ the load, and the client-limited verdict when KITT's client falls behind."""
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 
+import attrs
 import pytest
 from support.scripted_server import ScriptedServer, timed_chat
 
 from kitt import Route
 from kitt_bench_perf import client as client_module
 from kitt_bench_perf.client import Endpoint, StreamClient
-from kitt_bench_perf.health import FIX, WorkerHealth, assess
+from kitt_bench_perf.health import FIX, WorkerHealth, arrival_of, assess
 from kitt_bench_perf.load import (
     ClientOptions,
     Concurrency,
@@ -42,6 +44,11 @@ def test_ttft_and_e2e_start_when_the_request_has_its_connection() -> None:
     assert record.connect_ns == 30 * MS
     assert metrics.ttft_ms == pytest.approx(10.0)
     assert metrics.e2e_ms == pytest.approx(60.0)
+    # A client late to write the request after connecting: that is not the engine's either.
+    late = attrs.evolve(record, written_ns=35 * MS)
+    assert request_metrics(late).ttft_ms == pytest.approx(5.0)
+    assert request_metrics(late).e2e_ms == pytest.approx(55.0)
+    assert late.connect_ns == 30 * MS
     # Without a connection stamp (tracing did not report it), the start stamp is used.
     unknown = RequestRecord(index=0, start_ns=0, end_ns=90 * MS, outcome=Outcome.OK,
                             chunk_ns=(40 * MS, 90 * MS), output_tokens=2)
@@ -59,10 +66,13 @@ async def test_a_wait_for_a_pooled_connection_is_connect_time_not_engine_time() 
     assert first.ok and second.ok
     waited = max(first, second, key=lambda r: r.connect_ns)
     assert waited.connect_ns > 100 * MS
-    served = server.requests[1]
     # TTFT is the engine's 20 ms plus the loopback, not the 150 ms spent waiting.
     assert request_metrics(waited).ttft_ms < 100
-    assert waited.sent_ns <= served.received_ns
+    for record in (first, second):
+        # The request left (written) after it had its connection.
+        assert record.start_ns <= record.connected_ns <= record.written_ns == record.sent_ns
+    # ...and before the server read it.
+    assert waited.sent_ns <= max(r.received_ns for r in server.requests)
     summary = summarize([first, second])
     assert summary.connect_ms is not None and summary.connect_ms.max > 100
 
@@ -93,10 +103,11 @@ async def test_prewarm_off_connects_as_requests_go() -> None:
 
 # -- the verdict ----------------------------------------------------------------------------
 
-def health(lag_ms: float, send_ms: float = 0.0, cpu: float = 0.2) -> WorkerHealth:
+def health(lag_ms: float, send_ms: float = 0.0, cpu: float = 0.2,
+           scheduled: bool = False) -> WorkerHealth:
     return WorkerHealth(0, wall_ns=10_000 * MS, cpu_ns=round(cpu * 10_000 * MS),
                         loop_lag_ns=(round(lag_ms * MS),) * 200,
-                        send_delay_ns=(round(send_ms * MS),) * 50)
+                        send_delay_ns=(round(send_ms * MS),) * 50, scheduled=scheduled)
 
 
 def test_a_client_within_the_bound_is_not_limited() -> None:
@@ -110,7 +121,8 @@ def test_a_client_within_the_bound_is_not_limited() -> None:
 @pytest.mark.parametrize(("workers", "words"), [
     ([health(7.0, cpu=0.97)], ["7.0 ms late", "bound 2 ms", "97% of a CPU core"]),
     ([health(7.0, cpu=0.3)], ["7.0 ms late", "waiting for a CPU"]),
-    ([health(0.5, send_ms=4.0)], ["requests went out 4.0 ms after they were due"]),
+    ([health(0.5, send_ms=4.0, scheduled=True)],
+     ["requests went out 4.0 ms after their scheduled time", "less load than asked"]),
     ([health(0.5), health(9.0)], ["9.0 ms late"]),  # the worst process counts
 ])
 def test_lag_over_the_bound_marks_the_result_client_limited(workers, words) -> None:
@@ -120,6 +132,63 @@ def test_lag_over_the_bound_marks_the_result_client_limited(workers, words) -> N
     for word in words:
         assert word in verdict.warning
     assert verdict.warning.endswith(f"Fix: {FIX}") and "workers: N" in FIX
+
+
+async def test_what_limits_a_result_depends_on_the_load_and_the_stamps() -> None:
+    # A closed loop's late sends only mean a little less load: its latencies are timed
+    # from the actual send, so they still hold.
+    closed = assess([health(0.5, send_ms=4.0)], bound_ms=2.0)
+    assert not closed.client_limited
+    assert closed.details["send_delay_against"] == "previous request's end"
+    assert closed.details["send_delay_ms"]["p99"] == pytest.approx(4.0)
+    # Kernel stamps do not wait for the loop, but chunks that wait for one read share the
+    # stamp of its last segment: a late loop still limits the result, and says why.
+    kernel = assess([health(7.0)], bound_ms=2.0, arrival="kernel")
+    assert kernel.client_limited and kernel.details["arrival_stamps"] == "kernel"
+    assert "share the kernel's stamp of its last segment" in kernel.warning
+    protocol = assess([health(7.0)], bound_ms=2.0, arrival="protocol")
+    assert "so chunk and end stamps may be that late" in protocol.warning
+
+
+def test_a_load_is_as_kernel_stamped_as_its_weakest_response() -> None:
+    def record(arrival):
+        return RequestRecord(index=0, start_ns=0, end_ns=1, outcome=Outcome.OK,
+                             arrival=arrival)
+
+    assert arrival_of([record("kernel"), record(None)]) == "kernel"
+    assert arrival_of([record("kernel"), record("protocol")]) == "protocol"
+    assert arrival_of([record("read"), record("kernel")]) == "read"
+    assert arrival_of([]) is None
+
+
+async def test_chunks_carry_the_kernels_receive_time(monkeypatch) -> None:
+    """On Linux over TCP a chunk's stamp is when its bytes arrived, even when the client's
+    loop gets to them much later: here the loop is blocked for 80 ms after the first read
+    while the rest of the stream arrives."""
+    feed = client_module.feed_stamped
+    blocked: list[int] = []
+
+    def blocking_feed(*args):
+        if not blocked:
+            time.sleep(0.08)  # the client thread's loop runs nothing meanwhile
+            blocked.append(time.perf_counter_ns())
+        return feed(*args)
+
+    monkeypatch.setattr(client_module, "feed_stamped", blocking_feed)
+    scripts = {"m": timed_chat(["a", "b"], ttft=0.01, gap=0.01)}
+    async with ScriptedServer(scripts) as server:
+        result = await asyncio.to_thread(run_load, endpoint(server, "m"), SPECS,
+                                         LoadSpec(Concurrency(1), max_requests=1))
+    [record] = result.records
+    [served] = server.requests
+    assert record.ok and len(record.chunk_ns) == 2
+    if not sys.platform.startswith("linux"):
+        pytest.skip("kernel receive timestamps are Linux's")
+    assert record.arrival == "kernel"
+    for stamp in (*record.chunk_ns, record.end_ns):
+        # Within a millisecond of a server write, long before the loop was free again.
+        assert any(0 <= stamp - w < 1 * MS for w in served.write_ns), (stamp, served.write_ns)
+        assert stamp < blocked[0] - 40 * MS
 
 
 async def test_an_overloaded_client_is_flagged(monkeypatch) -> None:
@@ -140,7 +209,7 @@ async def test_an_overloaded_client_is_flagged(monkeypatch) -> None:
         result = await asyncio.to_thread(run_load, endpoint(server, "m"), SPECS,
                                          LoadSpec(Concurrency(16), max_requests=64))
     assert all(r.ok for r in result.records)
-    verdict = assess(result.client, bound_ms=2.0)
+    verdict = assess(result.client, bound_ms=2.0, arrival=arrival_of(result.records))
     assert verdict.client_limited
     assert verdict.details["loop_lag_ms"]["p99"] > 2.0
     assert "event loop got to events" in verdict.warning

@@ -104,6 +104,7 @@ def test_a_client_limited_result_says_so_everywhere(model, tmp_path):
     [throughput] = run.results
     [warning] = throughput.warnings
     assert warning.startswith("client-limited: the client's event loop got to events")
+    assert "(p99, bound 0.001 ms)" in warning
     assert "Fix: spread the load over more client processes (`workers: N`)" in warning
     health = throughput.details["client_health"]
     assert health["client_limited"] and health["bound_ms"] == 0.001

@@ -8,15 +8,21 @@ runs: the connection's protocol records `(perf_counter_ns(), payload bytes so fa
 every socket read, before any parsing, and the reader maps each event to the read that
 completed it. With hundreds of streams the event loop reads all ready sockets before it
 resumes any task, so the reading task may run milliseconds after its data arrived; the
-arrival stamp does not include that wait. This hooks aiohttp's connection protocol (its
-`ResponseHandler` and the connector's protocol factory); if a future aiohttp changes those
-internals, the client falls back to stamping when the task reads (`arrival_stamps`
-says which is in use).
+arrival stamp does not include that wait. On Linux over plain TCP the stamp is the
+kernel's own receive time of the read's last segment (`arrival.kernel_reads`), so even a
+loop that is late to read does not delay it. This hooks aiohttp's connection protocol
+(its `ResponseHandler` and the connector's protocol factory); if a future aiohttp changes
+those internals, the client falls back to stamping when the task reads
+(`arrival_stamps` says whether the hook took; `RequestRecord.arrival` how each response
+was stamped).
 
-Connection set-up is timed on its own: aiohttp's connection tracing stamps the moment a
-request has its connection (`RequestRecord.connected_ns`), and TTFT and E2E start there,
-so a cold connect or a wait for a pooled connection is never counted as the engine's
-time. `prewarm` opens the pool's connections before a load starts.
+Connection set-up is timed on its own: aiohttp's tracing stamps the moment a request has
+its connection (`RequestRecord.connected_ns`) and the moment its bytes go to the socket
+(`written_ns`). TTFT and E2E start at the latter, so neither a cold connect, a wait for
+a pooled connection, nor a client too busy to write the request at once (on Python 3.11
+aiohttp writes the body from a task of its own, queued behind every ready callback) is
+counted as the engine's time. `prewarm` opens the pool's connections before a load
+starts.
 """
 
 from __future__ import annotations
@@ -33,6 +39,7 @@ import attrs
 
 import kitt
 from kitt import Route, StreamParser
+from kitt_bench_perf.arrival import kernel_reads
 from kitt_bench_perf.records import Outcome, RequestRecord, TokenSource
 from kitt_bench_perf.workload import RequestSpec
 
@@ -54,12 +61,21 @@ if ResponseHandler is not None:
 
         kitt_reader: object = None
         kitt_stamps: list[tuple[int, int]] | None = None
+        kitt_kernel = False
+        """True when the transport reads with kernel receive timestamps (`arrival`)."""
+        kitt_arrival: int | None = None
+        """The kernel's stamp of the read being delivered, set just before delivery."""
+
+        def connection_made(self, transport: asyncio.BaseTransport) -> None:
+            super().connection_made(transport)
+            self.kitt_kernel = kernel_reads(transport, self)
 
         def data_received(self, data: bytes) -> None:
             if not data:  # aiohttp calls this with b"" to resume parsing: no arrival
                 super().data_received(data)
                 return
-            now = _now()  # before parsing: the arrival
+            now = self.kitt_arrival or _now()  # before parsing: the arrival
+            self.kitt_arrival = None
             super().data_received(data)
             payload = self._payload
             if payload is not None:
@@ -74,11 +90,13 @@ if ResponseHandler is not None:
 class _Connection:
     """One request's connection events, filled in by the trace callbacks."""
 
-    __slots__ = ("connected_ns", "opened")
+    __slots__ = ("arrival", "connected_ns", "opened", "written_ns")
 
     def __init__(self) -> None:
         self.connected_ns: int | None = None
+        self.written_ns: int | None = None
         self.opened = False
+        self.arrival: str | None = None  # how the response's chunks were stamped
 
 
 async def _reused(session: object, context: Any, params: object) -> None:
@@ -91,10 +109,17 @@ async def _opened(session: object, context: Any, params: object) -> None:
     connection.opened = True
 
 
+async def _written(session: object, context: Any, params: object) -> None:
+    # Called just before the body's bytes (with the buffered headers) go to the
+    # transport, in the same step: the last call is when the request left.
+    context.trace_request_ctx.written_ns = _now()
+
+
 def _trace_config() -> aiohttp.TraceConfig:
     config = aiohttp.TraceConfig()
     config.on_connection_reuseconn.append(_reused)
     config.on_connection_create_end.append(_opened)
+    config.on_request_chunk_sent.append(_written)
     config.freeze()
     return config
 
@@ -163,7 +188,8 @@ def prepare(endpoint: Endpoint, spec: RequestSpec) -> PreparedRequest:
     return PreparedRequest(body=body, input_tokens=spec.input_tokens)
 
 
-async def _read_stream(resp: aiohttp.ClientResponse, parser: StreamParser) -> None:
+async def _read_stream(resp: aiohttp.ClientResponse, parser: StreamParser,
+                       connection: _Connection) -> None:
     """The hot loop: feed the parser everything buffered, each byte range with the arrival
     time of the socket read that brought it (or, without arrival stamps, the time of this
     read). Reads to EOF even after the end marker, so the connection returns to the pool."""
@@ -173,10 +199,12 @@ async def _read_stream(resp: aiohttp.ClientResponse, parser: StreamParser) -> No
     protocol = getattr(resp, "_protocol", None)
     stamps = getattr(protocol, "kitt_stamps", None)
     if stamps is None or getattr(protocol, "kitt_reader", None) is not content:
+        connection.arrival = "read"
         while data := await read():
             feed(data, _now())
         parser.finish()
         return
+    connection.arrival = "kernel" if protocol.kitt_kernel else "protocol"
     consumed = 0  # payload bytes handed to the parser so far
     k = 0  # first stamp that may cover bytes not yet handed over
     while data := await read():
@@ -346,11 +374,11 @@ class StreamClient:
                     if status >= 400:
                         failure = f"HTTP {status}: {_excerpt(await _read_capped(resp))}"
                     else:
-                        await _read_stream(resp, parser)
+                        await _read_stream(resp, parser, connection)
             except asyncio.CancelledError:
                 self.cancelled.append(self._record(
                     parser, index, start, _now(), scheduled_ns, warmup, status, request,
-                    "cancelled (run ended before the stream did)", connection.connected_ns))
+                    "cancelled (run ended before the stream did)", connection))
                 raise
             except STALE_CONNECTION as exc:
                 failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
@@ -363,12 +391,12 @@ class StreamClient:
                 failure = f"{type(exc).__name__}: {exc}".rstrip(": ")
             break
         return self._record(parser, index, start, _now(), scheduled_ns, warmup, status,
-                            request, failure, connection.connected_ns)
+                            request, failure, connection)
 
     def _record(self, parser: StreamParser, index: int, start: int, now: int,
                 scheduled_ns: int | None, warmup: bool, status: int | None,
                 request: PreparedRequest, failure: str | None,
-                connected_ns: int | None) -> RequestRecord:
+                connection: _Connection) -> RequestRecord:
         if status is None or status >= 400:
             # No stream at all: connection failure or HTTP error.
             outcome, end, error = Outcome.ERROR, now, failure or "no response"
@@ -401,5 +429,6 @@ class StreamClient:
             text="".join(parser.text) if capture else None,
             reasoning="".join(parser.reasoning) if capture and parser.reasoning else None,
             worker=self.worker, server_timings=parser.server_timings,
-            connected_ns=connected_ns,
+            connected_ns=connection.connected_ns, written_ns=connection.written_ns,
+            arrival=connection.arrival,
         )

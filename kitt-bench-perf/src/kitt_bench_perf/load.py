@@ -277,7 +277,7 @@ async def _closed_loop(client: StreamClient, prepared: Sequence[PreparedRequest]
                 return
             record = await client.send(prepared[i % n_prepared], i, warmup=i < warmup)
             if due is not None:
-                meter.sent(due, record.start_ns)
+                meter.sent(due, record.sent_ns)
             due = record.end_ns
             records.append(record)
 
@@ -304,7 +304,7 @@ async def _open_loop(client: StreamClient, prepared: Sequence[PreparedRequest],
         try:
             record = await client.send(prepared[i % n_prepared], i, scheduled_ns=scheduled,
                                        warmup=i < warmup)
-            meter.sent(due, record.start_ns)
+            meter.sent(due, record.sent_ns)
             records.append(record)
         finally:
             if slots is not None:
@@ -375,7 +375,8 @@ async def run_worker(endpoint: Endpoint, prepared: Sequence[PreparedRequest], lo
     # Objects that exist before the run are moved out of the collector's way until it ends.
     gc.collect()
     gc.freeze()
-    meter = HealthMeter(worker)
+    meter = HealthMeter(worker, scheduled=not isinstance(load.profile,
+                                                          Sequential | Concurrency))
     try:
         async with client:
             prewarmed = 0

@@ -68,6 +68,13 @@ class RequestRecord:
     """When the request had its connection, pooled or newly opened, and its bytes were
     about to be written (aiohttp's connection tracing). None when it never got one, or
     the tracing did not report it."""
+    written_ns: int | None = None
+    """When the request's bytes were handed to the socket (aiohttp's tracing of the body
+    write). None when it was never written, or the tracing did not report it."""
+    arrival: str | None = None
+    """How the chunks were stamped: `kernel` (the kernel's receive time of each read),
+    `protocol` (when the event loop delivered the read) or `read` (when the reading task
+    ran); None when no stream was read."""
     server_timings: dict[str, int] | None = attrs.field(default=None, hash=False)
     """The server's own timings of this request, as it reported them (integers, durations
     in ns): Ollama's `total_duration`, `load_duration`, `prompt_eval_count`,
@@ -80,10 +87,14 @@ class RequestRecord:
 
     @property
     def sent_ns(self) -> int:
-        """Where TTFT and E2E start: the request on its connection (`connected_ns`), so
-        that waiting for a connection and opening it are never counted as the engine's
-        time; `start_ns` when the connection time is unknown."""
-        return self.start_ns if self.connected_ns is None else self.connected_ns
+        """Where TTFT and E2E start: when the request's bytes went to the socket
+        (`written_ns`), so that waiting for a connection, opening it and a client late to
+        write are never counted as the engine's time; `connected_ns` or `start_ns` when
+        that is unknown."""
+        for stamp in (self.written_ns, self.connected_ns):
+            if stamp is not None:
+                return stamp
+        return self.start_ns
 
     @property
     def connect_ns(self) -> int | None:

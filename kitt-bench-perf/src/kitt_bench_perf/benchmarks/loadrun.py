@@ -10,7 +10,7 @@ import attrs
 from kitt import BenchmarkContext, Measurement, Metric, Tokenizer
 from kitt_bench_perf.benchmarks import catalog, common
 from kitt_bench_perf.benchmarks.params import LoadParams
-from kitt_bench_perf.health import assess
+from kitt_bench_perf.health import arrival_of, assess
 from kitt_bench_perf.load import Concurrency, LoadSpec, Sequential
 from kitt_bench_perf.metrics import Summary, check_error_rate, summarize
 from kitt_bench_perf.records import RequestRecord
@@ -65,7 +65,7 @@ def measure(context: BenchmarkContext, params: LoadParams, prepared: Prepared,
     summary = summarize(records, common.slo_of(params))
     t0 = summary.window_start_ns if summary.window_start_ns is not None else result.t0_ns
     metrics = common.summary_metrics(summary)
-    verdict = assess(result.client, params.client_lag_bound_ms)
+    verdict = assess(result.client, params.client_lag_bound_ms, arrival_of(records))
     health = verdict.details
     if health["loop_lag_ms"] is not None:
         metrics.append(catalog.CLIENT_BY_NAME["client_loop_lag_ms_p99"](

@@ -61,8 +61,9 @@ class LoadParams:
     """Open the client's connections before the measurement starts; false measures cold
     connects (`connect_ms`). TTFT and E2E leave connecting out either way."""
     client_lag_bound_ms: float = attrs.field(default=2.0, validator=_positive_float)
-    """The result is marked client-limited when KITT's own client lag (event loop or
-    send delay, p99) exceeds this: a reported percentile may be off by more."""
+    """The result is marked client-limited when KITT's own event-loop lag (and, in rate
+    loads, its send delay) exceeds this at p99: a reported percentile may be off by
+    more (docs/metrics.md)."""
 
 
 @attrs.frozen(kw_only=True)
