@@ -89,6 +89,17 @@ async def test_the_pool_is_opened_before_the_first_request() -> None:
     assert all(r.ok and r.connect_ns is not None for r in result.records)
 
 
+async def test_a_server_that_closes_preflights_keeps_none_and_the_load_still_runs() -> None:
+    scripts = {"m": timed_chat(["a", "b"], ttft=0.001, gap=0.001)}
+    async with ScriptedServer(scripts, close_preflights=True) as server:
+        result = await run_load_async(endpoint(server, "m"), SPECS,
+                                      LoadSpec(Concurrency(3), max_requests=6))
+    assert len(server.preflights) == 3 and result.prewarmed == 0
+    assert all(r.ok for r in result.records) and len(result.records) == 6
+    # The requests opened connections of their own, after the closed preflights.
+    assert server.connections == 3 + 3
+
+
 async def test_prewarm_off_connects_as_requests_go() -> None:
     async with ScriptedServer({"m": timed_chat(["a", "b"], ttft=0.001, gap=0.001)}) as server:
         result = await run_load_async(endpoint(server, "m"), SPECS,

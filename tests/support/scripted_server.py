@@ -62,8 +62,12 @@ ScriptSource = Script | Callable[[dict[str, Any]], Script]
 
 
 class ScriptedServer:
-    def __init__(self, scripts: dict[str, ScriptSource]) -> None:
+    def __init__(self, scripts: dict[str, ScriptSource], *,
+                 close_preflights: bool = False) -> None:
         self.scripts = scripts
+        self.close_preflights = close_preflights
+        """Answer OPTIONS with `Connection: close` and close, as llama-server does for
+        a HEAD it does not route."""
         self.requests: list[ServedRequest] = []
         self.preflights: list[int] = []
         """When each OPTIONS request arrived (the client's pool pre-opening): answered 405
@@ -104,9 +108,12 @@ class ScriptedServer:
                 lines = head.decode("latin-1").split("\r\n")
                 if lines[0].startswith("OPTIONS "):
                     self.preflights.append(received)
+                    close = b"Connection: close\r\n" if self.close_preflights else b""
                     writer.write(b"HTTP/1.1 405 Method Not Allowed\r\nAllow: POST\r\n"
-                                 b"Content-Length: 0\r\n\r\n")
+                                 b"%sContent-Length: 0\r\n\r\n" % close)
                     await writer.drain()
+                    if self.close_preflights:
+                        return
                     continue
                 path = lines[0].split(" ")[1]
                 headers = {}
