@@ -222,3 +222,11 @@ suite: hello.yaml
     result = kitt(work, "campaign", "run", str(path), "--dry-run")
     assert result.returncode == 2
     assert f"{path}:4: field 'models[1].suite': unknown suite 'nosuch'" in result.stderr
+
+
+def test_upstream_engine_names_are_accepted_and_stored_as_ours(work):
+    plan = dry_run(work, TWO_MODELS.replace("[llamacpp, vllm]", "[llama_cpp]"))
+    [entry] = [e for e in plan.values() if e["action"] == "run"]
+    # The file's spelling labels the entry; the engine is stored under its own name.
+    assert (entry["id"], entry["engine_label"], entry["engine"]) == (
+        "tiny@llama_cpp", "llama_cpp", "llamacpp")

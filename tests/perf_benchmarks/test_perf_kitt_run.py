@@ -118,3 +118,13 @@ def test_a_client_limited_result_says_so_everywhere(model, tmp_path):
     assert from_json((out / "metrics.json").read_text(), Run).results[0].warnings == (warning,)
     assert "client-limited" in (out / "report.html").read_text()
     assert "**Warning:** client-limited" in (out / "summary.md").read_text()
+
+
+def test_upstream_engine_name_runs_and_is_stored_as_ours(model, tmp_path):
+    suite = tmp_path / "one.yaml"
+    suite.write_text("name: one\nbenchmarks:\n  - name: latency\n"
+                     "    params: {requests: 2, max_tokens: 4}\n")
+    result = kitt_run(tmp_path, "-m", str(model), "-e", "llama_cpp", "-s", str(suite))
+    assert result.returncode == 0, result.stderr + result.stdout
+    [run] = stored(tmp_path)
+    assert run.engine.engine == "llamacpp" and run.status == "passed"

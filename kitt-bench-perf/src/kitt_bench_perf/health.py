@@ -166,9 +166,9 @@ def assess(workers: Sequence[WorkerHealth], bound_ms: float,
     cpu = max((w.cpu_cores for w in workers), default=0.0)
     reasons = []
     if lag is not None and lag["p99"] > bound_ms:
-        why = (f" (a client process used {cpu:.0%} of a CPU core: the client itself was "
-               "the bottleneck)" if cpu >= SATURATED_CPU else
-               " (the client was waiting for a CPU: is the machine busy, the engine on "
+        why = (f"; a client process used {cpu:.0%} of a CPU core: the client itself was "
+               "the bottleneck" if cpu >= SATURATED_CPU else
+               "; the client was waiting for a CPU (is the machine busy, the engine on "
                "the same cores?)")
         late = ("chunks arriving meanwhile may be stamped up to that late (those that "
                 "wait for one read share the kernel's stamp of its last segment)"

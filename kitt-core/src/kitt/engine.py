@@ -94,6 +94,9 @@ class Engine:
     your engine needs; the defaults suit an OpenAI-compatible server with `/health`."""
 
     name: ClassVar[str]
+    aliases: ClassVar[tuple[str, ...]] = ()
+    """Other names users may give the engine (upstream KITT's `llama_cpp` for
+    `llamacpp`): accepted wherever an engine is named; `name` is what KITT stores."""
     formats: ClassVar[tuple[str, ...]]
     modes: ClassVar[tuple[str, ...]] = ("native", "docker")
     api: ClassVar[str] = "openai"

@@ -237,9 +237,44 @@ def registered(hook_name: str, key: Callable[[Any], str] = lambda item: item.nam
     return found
 
 
-def engines() -> dict[str, Any]:
-    """Installed engines (`kitt.Engine`) by name."""
-    return registered("register_engines")
+class Engines(dict):
+    """Installed engines by name, that also answer to their aliases (`Engine.aliases`):
+    `engines["llama_cpp"]`, `"llama_cpp" in engines` and `engines.get("llama_cpp")` find
+    `llamacpp`; iterating gives each engine once, under its name. An alias that is
+    another engine's name, or an alias taken first, is ignored."""
+
+    def __init__(self, by_name: dict[str, Any]) -> None:
+        super().__init__(by_name)
+        self.aliases: dict[str, str] = {}
+        for name, engine in by_name.items():
+            for alias in getattr(engine, "aliases", ()):
+                if alias not in by_name:
+                    self.aliases.setdefault(alias, name)
+
+    def canonical(self, name: str) -> str:
+        """The engine's own name for `name` (an alias or a name); `name` if unknown."""
+        return self.aliases.get(name, name)
+
+    def __getitem__(self, name: str) -> Any:
+        return super().__getitem__(self.canonical(name))
+
+    def __contains__(self, name: object) -> bool:
+        return super().__contains__(self.aliases.get(name, name)
+                                    if isinstance(name, str) else name)
+
+    def get(self, name: str, default: Any = None) -> Any:
+        return super().get(self.canonical(name), default)
+
+
+def engines() -> Engines:
+    """Installed engines (`kitt.Engine`) by name, answering to their aliases too."""
+    return Engines(registered("register_engines"))
+
+
+def engine_name(name: str) -> str:
+    """The installed engine's own name for `name` (one of its aliases, or itself): what
+    KITT stores, so that queries do not split between spellings."""
+    return engines().canonical(name)
 
 
 def benchmarks() -> dict[str, Any]:

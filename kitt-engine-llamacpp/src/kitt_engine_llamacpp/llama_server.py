@@ -106,6 +106,7 @@ def _packaged_binary() -> str | None:
 
 class LlamaServer(Engine):
     name = "llamacpp"
+    aliases = ("llama_cpp", "llama.cpp", "llama-cpp")  # upstream KITT says llama_cpp
     description = "llama.cpp llama-server"
     formats = ("gguf",)
     modes = ("native", "docker")

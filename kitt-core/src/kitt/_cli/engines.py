@@ -61,7 +61,8 @@ def _engine_status(engine: Any, *, client: Any, docker_error: str | None,
         elif image:
             image_status = f"unknown (docker: {docker_error})"
     return {
-        "name": engine.name, "description": engine.description,
+        "name": engine.name, "aliases": list(engine.aliases),
+        "description": engine.description,
         "formats": list(engine.formats), "modes": list(engine.modes), "api": engine.api,
         "default_port": engine.default_port, "features": list(engine.features),
         "native_binary": str(binary) if binary else None,
@@ -95,8 +96,10 @@ def engines_list(as_json: bool):
     if as_json:
         print_json(rows)
         return
-    print_table(("engine", "formats", "modes", "native binary", "image", "image status"),
-                ((r["name"], ", ".join(r["formats"]), ", ".join(r["modes"]),
+    print_table(("engine", "also", "formats", "modes", "native binary", "image",
+                 "image status"),
+                ((r["name"], ", ".join(r["aliases"]), ", ".join(r["formats"]),
+                  ", ".join(r["modes"]),
                   r["native_binary"] or ("not found" if "native" in r["modes"] else "n/a"),
                   r["image"] or "n/a", r["image_status"]) for r in rows))
 

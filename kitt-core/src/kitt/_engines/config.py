@@ -14,6 +14,7 @@ import attrs
 
 from kitt._util.yamlfile import load_yaml, plain
 from kitt.errors import BadInput
+from kitt.plugins import engine_name
 from kitt.records import EngineConfig
 
 BUILTIN_PROFILES = Path(__file__).parent / "profiles"
@@ -91,11 +92,13 @@ def load_config_file(path: Path) -> ConfigLayer:
 
 def merge(engine: str, layers: list[ConfigLayer], *, default_mode: str = "native"
           ) -> EngineConfig:
-    """One EngineConfig from `layers` (later wins); options merge key by key."""
+    """One EngineConfig from `layers` (later wins); options merge key by key. Engine
+    names are stored as the engine's own name, whatever alias was given."""
+    engine = engine_name(engine)
     config: dict[str, Any] = {"engine": engine, "mode": default_mode, "image": None,
                               "port": None, "options": {}, "extra_args": ()}
     for layer in layers:
-        if layer.engine is not None and layer.engine != engine:
+        if layer.engine is not None and engine_name(layer.engine) != engine:
             raise BadInput(
                 f"{layer.source} is a config for engine {layer.engine!r}, not {engine!r}",
                 hint=f"use -e {layer.engine}, or a config written for {engine}")

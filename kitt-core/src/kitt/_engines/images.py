@@ -20,6 +20,7 @@ from kitt._util.files import kitt_home
 from kitt._util.yamlfile import load_yaml, plain
 from kitt.engine import ImageChoice
 from kitt.errors import BadInput, KittError
+from kitt.plugins import engine_name
 from kitt.records import Fingerprint
 
 if TYPE_CHECKING:
@@ -59,16 +60,16 @@ def load_engines_file(path: Path | None = None) -> EnginesFile:
     overrides: dict[str, str] = {}
     section = doc.mapping(root.get("image_overrides"), field="image_overrides",
                           parent=root, key="image_overrides")
-    for engine, image in section.items():
-        overrides[str(engine)] = doc.string(image, field=f"image_overrides.{engine}",
-                                            parent=section, key=engine)
+    for engine, image in section.items():  # upstream's `llama_cpp:` keys name llamacpp
+        overrides[engine_name(str(engine))] = doc.string(
+            image, field=f"image_overrides.{engine}", parent=section, key=engine)
     options: dict[str, dict[str, Any]] = {}
     section = doc.mapping(root.get("engine_options"), field="engine_options",
                           parent=root, key="engine_options")
     for engine, values in section.items():
         values = doc.mapping(values, field=f"engine_options.{engine}", parent=section,
                              key=engine)
-        options[str(engine)] = plain(values)
+        options[engine_name(str(engine))] = plain(values)
     return EnginesFile(path, overrides, options)
 
 
