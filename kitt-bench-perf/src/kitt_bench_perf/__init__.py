@@ -5,6 +5,8 @@ entry point stays cheap):
 
 - `client`: streaming HTTP client (aiohttp) over KITT's stream routes and parsers
   (`kitt.Route`, `kitt.request_body`, `kitt.new_parser`: one wire format for all of KITT)
+- `arrival`: kernel receive timestamps for the client's sockets (Linux, plain TCP)
+- `health`: the client's own lag during a load, and the client-limited verdict
 - `records`: raw per-request records
 - `metrics`: TTFT, ITL, TPOT, E2E, throughput, goodput, distributions (numpy)
 - `load`: load profiles, limits, warmup, sweeps, multi-process workers

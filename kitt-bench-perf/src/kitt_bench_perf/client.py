@@ -9,8 +9,9 @@ every socket read, before any parsing, and the reader maps each event to the rea
 completed it. With hundreds of streams the event loop reads all ready sockets before it
 resumes any task, so the reading task may run milliseconds after its data arrived; the
 arrival stamp does not include that wait. On Linux over plain TCP the stamp is the
-kernel's own receive time of the read's last segment (`arrival.kernel_reads`), so even a
-loop that is late to read does not delay it. This hooks aiohttp's connection protocol
+kernel's own receive time of the read's last segment (`arrival.kernel_reads`), so a loop
+that is late to read does not delay it (chunks that wait for the same read share its
+stamp: `health` flags a loop that late). This hooks aiohttp's connection protocol
 (its `ResponseHandler` and the connector's protocol factory); if a future aiohttp changes
 those internals, the client falls back to stamping when the task reads
 (`arrival_stamps` says whether the hook took; `RequestRecord.arrival` how each response
