@@ -4,6 +4,7 @@ other through entry points alone; kitt-core's own plugins need none."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import venv
@@ -113,4 +114,9 @@ def test_a_source_tree_that_was_never_installed_has_every_builtin_command(tmp_pa
     assert done.returncode == 0, done.stderr
     plugins = json.loads(done.stdout)
     assert {p["name"] for p in plugins} == BUILTIN
-    assert {p["version"] for p in plugins} == {"0.0.0+unknown"}
+    # The version is written in the source (the wheel reads it from there), so even a
+    # tree that was never installed reports the true one.
+    source = (ROOT / "kitt-core" / "src" / "kitt" / "_util" / "version.py").read_text()
+    [version] = re.findall(r'^__version__ = "([^"]+)"$', source, re.M)
+    assert {p["version"] for p in plugins} == {version}
+    assert version in {d.name.split("-")[1] for d in wheels.glob("kitt_core-*.whl")}

@@ -4,9 +4,4 @@ Importing this package is cheap: lm_eval, datasets, transformers and numpy are i
 only inside the functions that evaluate.
 """
 
-from importlib.metadata import PackageNotFoundError, version
-
-try:
-    __version__ = version("kitt-bench-quality")
-except PackageNotFoundError:  # a source tree that was never installed
-    __version__ = "0.0.0+unknown"
+__version__ = "0.1.0"  # the wheel's version is read from here (pyproject [tool.hatch.version])
