@@ -306,3 +306,39 @@ async def test_run_load_event_loop_choice(event_loop: str) -> None:
 def test_event_loop_option_is_validated() -> None:
     with pytest.raises(ValueError, match="event_loop"):
         ClientOptions(event_loop="trio")
+
+
+def test_a_stop_signal_raised_inside_a_task_is_not_logged_a_second_time(caplog):
+    """A signal handler's KeyboardInterrupt (KITT's Interrupted) can land in any task,
+    e.g. aiohttp's body writer: it must leave the loop once, with no "Task exception was
+    never retrieved" traceback printed after KITT has said it was interrupted."""
+    import gc
+
+    from kitt_bench_perf.load import run_in_new_loop
+
+    async def main() -> None:
+        async def body_writer() -> None:
+            raise KeyboardInterrupt
+
+        task = asyncio.ensure_future(body_writer())
+        await asyncio.sleep(5)
+        task.result()
+
+    with caplog.at_level("ERROR", logger="asyncio"), pytest.raises(KeyboardInterrupt):
+        run_in_new_loop(main(), "asyncio")
+    gc.collect()
+    assert "never retrieved" not in caplog.text
+
+    # Anything else the loop reports is still reported.
+    async def failing() -> None:
+        async def broken() -> None:
+            raise ValueError("boom")
+
+        task = asyncio.ensure_future(broken())
+        await asyncio.sleep(0.01)
+        del task  # dropped unretrieved: the loop reports it
+
+    with caplog.at_level("ERROR", logger="asyncio"):
+        run_in_new_loop(failing(), "asyncio")
+        gc.collect()
+    assert "never retrieved" in caplog.text and "boom" in caplog.text

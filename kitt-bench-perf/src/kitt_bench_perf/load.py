@@ -443,8 +443,24 @@ def run_in_new_loop(coro: Coroutine[Any, Any, _T], event_loop: str) -> _T:
         except ImportError as exc:
             coro.close()
             raise LoadError("event_loop='uvloop' needs the uvloop package") from exc
-        return uvloop.run(coro)
-    return asyncio.run(coro)
+        return uvloop.run(_quiet_on_interrupt(coro))
+    return asyncio.run(_quiet_on_interrupt(coro))
+
+
+async def _quiet_on_interrupt(coro: Coroutine[Any, Any, _T]) -> _T:
+    """Run `coro` in a loop that does not log a stop signal a second time. A signal
+    handler's KeyboardInterrupt (KITT's Interrupted is one) raised inside some task, say
+    aiohttp's body writer, leaves that task holding it while it propagates out of the
+    loop; asyncio would later print it as "Task exception was never retrieved", with a
+    traceback, after KITT has already said it was interrupted."""
+    loop = asyncio.get_running_loop()
+
+    def handler(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        if not isinstance(context.get("exception"), KeyboardInterrupt):
+            loop.default_exception_handler(context)
+
+    loop.set_exception_handler(handler)
+    return await coro
 
 
 def _worker_main(conn: Any, endpoint: Endpoint, specs: Sequence[RequestSpec], load: LoadSpec,
