@@ -204,6 +204,8 @@ class WorkerRun:
     records: list[RequestRecord]
     health: WorkerHealth
     prewarmed: int
+    t0_ns: int
+    """When the run started (after the pool was pre-opened)."""
 
 
 def _closed_users(profile: Profile) -> tuple[int, float]:
@@ -354,7 +356,7 @@ def _prewarm_count(load: LoadSpec, workers: int, worker: int) -> int:
     if limit:
         return min(limit, PREWARM_MAX)
     rate = getattr(load.profile, "rate", 1.0)  # uncapped open loop: one second's worth
-    return min(max(1, math.ceil(_split(math.ceil(rate), workers, worker))), PREWARM_MAX)
+    return min(max(1, _split(math.ceil(rate), workers, worker)), PREWARM_MAX)
 
 
 async def run_worker(endpoint: Endpoint, prepared: Sequence[PreparedRequest], load: LoadSpec,
@@ -397,7 +399,7 @@ async def run_worker(endpoint: Endpoint, prepared: Sequence[PreparedRequest], lo
                 health = meter.stop()
     finally:
         gc.unfreeze()
-    return WorkerRun(records + client.cancelled, health, prewarmed)
+    return WorkerRun(records + client.cancelled, health, prewarmed, t0)
 
 
 async def run_load_async(endpoint: Endpoint, specs: Sequence[RequestSpec], load: LoadSpec,
@@ -406,17 +408,10 @@ async def run_load_async(endpoint: Endpoint, specs: Sequence[RequestSpec], load:
     if load.workers != 1:
         raise LoadError("run_load_async runs in one process: use run_load for workers > 1")
     prepared = [prepare(endpoint, s) for s in specs]
-    started: list[int] = []
-
-    def ready() -> int:
-        started.append(_now())
-        return started[0]
-
-    run = await run_worker(endpoint, prepared, load, options or ClientOptions(),
-                           on_ready=ready)
+    run = await run_worker(endpoint, prepared, load, options or ClientOptions())
     loop = asyncio.get_running_loop()
     name = "uvloop" if type(loop).__module__.startswith("uvloop") else "asyncio"
-    return RunResult(load, tuple(sorted(run.records, key=_index)), started[0], name,
+    return RunResult(load, tuple(sorted(run.records, key=_index)), run.t0_ns, name,
                      (run.health,), run.prewarmed)
 
 
