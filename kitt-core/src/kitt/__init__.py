@@ -18,7 +18,14 @@ from kitt._engines.streams import (
 )
 from kitt._engines.tokenize import EngineTokenizer, Tokenizer, TokenizerError
 from kitt._fingerprint import host_arch, is_blackwell, max_compute_capability, take_fingerprint
-from kitt._storage.contract import RunFilter, StorageBackend, Store
+from kitt._storage.contract import (
+    Cursor,
+    Database,
+    Migration,
+    RunFilter,
+    StorageBackend,
+    Store,
+)
 from kitt._storage.open import open_store
 from kitt._util.files import kitt_home
 from kitt._util.version import __version__
@@ -65,6 +72,8 @@ __all__ = [
     "BenchmarkContext",
     "BenchmarkResult",
     "ContainerSpec",
+    "Cursor",
+    "Database",
     "Direction",
     "Engine",
     "EngineConfig",
@@ -79,6 +88,7 @@ __all__ = [
     "Measurement",
     "Metric",
     "MetricSpec",
+    "Migration",
     "ModelInfo",
     "NoParams",
     "Probe",

@@ -8,12 +8,14 @@ beside it exist only to answer queries fast.
 from __future__ import annotations
 
 import abc
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime
 from typing import Any, ClassVar
 
 import attrs
 
+from kitt.errors import BadInput
 from kitt.records import Metric, Run
 
 GROUP_KEYS = ("model", "engine", "engine_version", "suite", "fingerprint", "status", "mode")
@@ -112,6 +114,53 @@ class ImportReport:
     unchanged: int = 0
 
 
+class Cursor(abc.ABC):
+    """The slice of DB-API every SQL store offers, with `?` placeholders."""
+
+    rowcount: int
+    """Rows changed by the last `execute` (UPDATE, DELETE, INSERT)."""
+
+    @abc.abstractmethod
+    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
+
+    @abc.abstractmethod
+    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
+
+    @abc.abstractmethod
+    def fetchall(self) -> list[tuple]: ...
+
+    @abc.abstractmethod
+    def fetchone(self) -> tuple | None: ...
+
+
+Migration = str | Callable[[Cursor], None]
+"""One step of a plugin's schema: SQL text, or a function given the migration's cursor."""
+
+
+class Database(abc.ABC):
+    """A plugin's own tables, in the database that holds the store (`Store.database`).
+
+    SQL uses `?` placeholders on every dialect. Name tables after the namespace
+    (`web_tokens` for namespace `web`): KARR's own tables and other plugins' share the
+    database. Keep values portable: TEXT (JSON as text), INTEGER, REAL (timestamps as
+    epoch seconds), so that SQLite and PostgreSQL read back the same Python values.
+    """
+
+    dialect: str
+    """`sqlite` or `postgresql`: for the rare statement that must differ."""
+
+    namespace: str
+
+    @abc.abstractmethod
+    def transaction(self) -> AbstractContextManager[Cursor]:
+        """A write transaction: commits when the block ends, rolls back on any exception.
+        Writers wait for each other, so a read-then-write inside one is consistent."""
+
+    @abc.abstractmethod
+    def query(self, sql: str, params: Sequence[Any] = ()) -> list[tuple]:
+        """Run one read statement and return its rows."""
+
+
 class Store(abc.ABC):
     """A KARR results store. Open one with `kitt._storage.open_store(url)`.
 
@@ -185,6 +234,16 @@ class Store(abc.ABC):
     @abc.abstractmethod
     def metric_rows(self, where: RunFilter = EVERY_RUN) -> Iterable[dict[str, Any]]:
         """One flat row per metric value of matching runs (the CSV export)."""
+
+    # -- plugins' own tables -----------------------------------------------------------------
+    def database(self, namespace: str, migrations: Sequence[Migration]) -> Database:
+        """The tables of plugin `namespace` (lowercase letters, digits and _), brought up
+        to `len(migrations)` first: step N is applied once, in one transaction with the
+        ones before it that were missing, and the version is kept per namespace. A
+        database whose version for `namespace` is newer than `migrations` is refused
+        (BadInput). Stores that hold no SQL raise BadInput."""
+        raise BadInput(f"the store at {self.url} keeps no plugin tables",
+                       hint="use a SQLite or PostgreSQL store (--store, KITT_STORE)")
 
     # -- schema ----------------------------------------------------------------------------
     @abc.abstractmethod

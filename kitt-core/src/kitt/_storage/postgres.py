@@ -17,7 +17,8 @@ from urllib.parse import parse_qsl, urlencode, urlsplit, urlunsplit
 
 from kitt._storage import rows as rowmod
 from kitt._storage import totals
-from kitt._storage.sqlstore import Cursor, SQLStore
+from kitt._storage.contract import Cursor
+from kitt._storage.sqlstore import SQLStore
 from kitt._storage.url import mask
 from kitt.errors import BadInput
 
@@ -67,6 +68,10 @@ class _PgCursor(Cursor):
 
     def fetchone(self):
         return self.cur.fetchone()
+
+    @property
+    def rowcount(self) -> int:
+        return self.cur.rowcount
 
 
 class PostgresStore(SQLStore):

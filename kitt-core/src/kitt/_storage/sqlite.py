@@ -15,7 +15,8 @@ from pathlib import Path
 from typing import Any
 
 from kitt._storage import rows as rowmod
-from kitt._storage.sqlstore import Cursor, SQLStore
+from kitt._storage.contract import Cursor
+from kitt._storage.sqlstore import SQLStore
 from kitt._storage.url import sqlite_path
 from kitt.errors import BadInput
 

@@ -22,6 +22,9 @@ from kitt._storage.contract import (
     EVERY_RUN,
     GROUP_KEYS,
     AggregateRow,
+    Cursor,
+    Database,
+    Migration,
     ResultMetrics,
     RunFilter,
     RunMetrics,
@@ -38,19 +41,6 @@ _SUMMARY_COLUMNS = ("id", "model", "engine", "engine_version", "mode", "image", 
                     "benchmarks", "passed")
 # The highest code point: `id >= p AND id < p + MAX_CHAR` selects ids starting with p.
 _MAX_CHAR = "\U0010ffff"
-
-
-class Cursor(abc.ABC):
-    """The slice of DB-API both drivers share, with `?` placeholders."""
-
-    @abc.abstractmethod
-    def execute(self, sql: str, params: Sequence[Any] = ()) -> Any: ...
-
-    @abc.abstractmethod
-    def executemany(self, sql: str, rows: Sequence[Sequence[Any]]) -> None: ...
-
-    @abc.abstractmethod
-    def fetchall(self) -> list[tuple]: ...
 
 
 class SQLStore(Store):
@@ -335,6 +325,14 @@ class SQLStore(Store):
             record["started_at"] = self._from_ts(record["started_at"]).isoformat()
             record["passed"] = bool(record["passed"])
             yield record
+
+    # -- plugins' own tables ------------------------------------------------------------------
+    def database(self, namespace: str, migrations: Sequence[Migration]) -> Database:
+        from kitt._storage.plugin_tables import PluginTables
+
+        tables = PluginTables(self, namespace)
+        tables.migrate(migrations)
+        return tables
 
     # -- schema -----------------------------------------------------------------------------
     def schema_version(self) -> int:
