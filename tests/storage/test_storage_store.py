@@ -12,6 +12,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from support.stores import T0, any_runs, make_run
 
+import kitt
 from kitt import BadInput, Metric
 from kitt._compare.compare import compare_runs, compare_stored, metric_values
 from kitt._storage import transfer
@@ -91,6 +92,41 @@ def test_list_filters_order_limit_and_offset(store):
             summary.image, summary.benchmarks, summary.passed) == \
         ("b", "vllm", "b4000", "docker", "ghcr.io/x/llama:1", 3, 2)
     assert summary.started_at == T0 + timedelta(minutes=2)
+
+
+def test_list_sorts_pages_by_keyset_and_filters_by_metric_bounds(store):
+    store.save_runs([make_run(i, model=f"m{i % 3}", value=100.0 + 10 * i) for i in range(1, 8)])
+    every = store.list_runs()
+    # Keyset pages of 3 cover every run exactly once, in order, for any sort.
+    for sort, descending in (("started_at", True), ("model", False), ("id", True)):
+        pages, after = [], None
+        while True:
+            page = store.list_runs(limit=3, sort=sort, descending=descending, after=after)
+            if not page:
+                break
+            pages += [s.id for s in page]
+            last = page[-1]
+            after = (getattr(last, sort), last.id)
+        expected = sorted(every, key=lambda s: (getattr(s, sort), s.id), reverse=descending)
+        assert pages == [s.id for s in expected]
+    # The started_at cursor also travels as ISO text (how a URL carries it).
+    first = store.list_runs(limit=2)
+    later = store.list_runs(limit=2, after=(first[-1].started_at.isoformat(), first[-1].id))
+    assert [s.id for s in later] == ["run-00005", "run-00004"]
+    # m0 of run i is 100 + 10 i (+ 0.5 on its second repetition): bounds on any repetition.
+    bound = kitt.MetricBound("throughput", "m0", min=130.0, max=150.4)
+    where = RunFilter(metrics=(bound,))
+    assert [s.id for s in store.list_runs(where)] == ["run-00005", "run-00004", "run-00003"]
+    assert store.count_runs(where) == 3
+    assert store.count_runs(RunFilter(model="m1", metrics=(bound,))) == 1
+    assert store.count_runs() == 7
+    only_max = RunFilter(metrics=(kitt.MetricBound("throughput", "m0", max=120.0),))
+    assert [s.id for s in store.list_runs(only_max)] == ["run-00002", "run-00001"]
+    # Aggregates over a metric bound scan the runs it selects, not the group totals.
+    rows = store.aggregate(where, group_by=())
+    assert next(r for r in rows if r.metric == "m0").runs == 3
+    with pytest.raises(BadInput, match="sort"):
+        store.list_runs(sort="passed; DROP TABLE runs")
 
 
 def test_delete_removes_the_run_and_everything_recorded_with_it(store):

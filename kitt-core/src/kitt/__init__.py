@@ -21,6 +21,7 @@ from kitt._fingerprint import host_arch, is_blackwell, max_compute_capability, t
 from kitt._storage.contract import (
     Cursor,
     Database,
+    MetricBound,
     Migration,
     RunFilter,
     StorageBackend,
@@ -87,6 +88,7 @@ __all__ = [
     "Launch",
     "Measurement",
     "Metric",
+    "MetricBound",
     "MetricSpec",
     "Migration",
     "ModelInfo",

@@ -35,8 +35,9 @@ def check_group_by(group_by: Sequence[str]) -> list[str]:
 
 def totals_cover(where: RunFilter) -> bool:
     """Whether the totals can answer `where` (every GROUP_KEYS filter can; time ranges and
-    id lists are finer than a cell)."""
-    return where.since is None and where.until is None and where.ids is None
+    id lists and metric bounds are finer than a cell)."""
+    return (where.since is None and where.until is None and where.ids is None
+            and not where.metrics)
 
 
 def from_totals(query: Query, where: RunFilter, keys: list[str]) -> list[AggregateRow]:

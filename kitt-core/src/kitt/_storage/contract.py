@@ -22,12 +22,27 @@ GROUP_KEYS = ("model", "engine", "engine_version", "suite", "fingerprint", "stat
 """Run fields that `aggregate` can group by (benchmark and metric are always grouped)."""
 
 
+SORT_KEYS = ("started_at", "model", "engine", "suite", "status", "fingerprint", "id")
+"""Run fields `list_runs` can order by (ties broken by id, in the same direction)."""
+
+
+@attrs.frozen
+class MetricBound:
+    """A run matches when one of its results of `benchmark` has `metric` within
+    [`min`, `max`] (either bound may be None)."""
+
+    benchmark: str
+    metric: str
+    min: float | None = None
+    max: float | None = None
+
+
 @attrs.frozen
 class RunFilter:
     """Which runs a query covers. Every field set must match (AND); None means any.
 
     `since`/`until` bound `started_at` (inclusive/exclusive); naive datetimes mean UTC.
-    `ids` restricts to these exact run ids.
+    `ids` restricts to these exact run ids; `metrics` to runs within every bound.
     """
 
     model: str | None = None
@@ -40,6 +55,7 @@ class RunFilter:
     since: datetime | None = None
     until: datetime | None = None
     ids: tuple[str, ...] | None = None
+    metrics: tuple[MetricBound, ...] = ()
 
 
 EVERY_RUN = RunFilter()
@@ -190,8 +206,16 @@ class Store(abc.ABC):
 
     @abc.abstractmethod
     def list_runs(self, where: RunFilter = EVERY_RUN, limit: int | None = None,
-                  offset: int = 0) -> list[RunSummary]:
-        """Matching runs, newest first."""
+                  offset: int = 0, *, sort: str = "started_at", descending: bool = True,
+                  after: tuple[Any, str] | None = None) -> list[RunSummary]:
+        """Matching runs ordered by `sort` (one of SORT_KEYS), newest or last first unless
+        not `descending`. `after` is the (sort value, id) of the last run of the page
+        before: the next page starts after it (keyset paging, stable while runs are
+        added)."""
+
+    def count_runs(self, where: RunFilter = EVERY_RUN) -> int:
+        """How many runs match."""
+        return len(self.list_runs(where))
 
     @abc.abstractmethod
     def delete_run(self, run_id: str) -> None:

@@ -21,6 +21,7 @@ from kitt._storage import schema
 from kitt._storage.contract import (
     EVERY_RUN,
     GROUP_KEYS,
+    SORT_KEYS,
     AggregateRow,
     Cursor,
     Database,
@@ -209,10 +210,24 @@ class SQLStore(Store):
             f"{clause} ORDER BY r.started_at, r.id", params)
 
     def list_runs(self, where: RunFilter = EVERY_RUN, limit: int | None = None,
-                  offset: int = 0) -> list[RunSummary]:
+                  offset: int = 0, *, sort: str = "started_at", descending: bool = True,
+                  after: tuple[Any, str] | None = None) -> list[RunSummary]:
+        if sort not in SORT_KEYS:
+            raise BadInput(f"cannot sort runs by {sort!r}",
+                           hint=f"sort by one of: {', '.join(SORT_KEYS)}")
         clause, params = self._where(where)
+        order = "DESC" if descending else "ASC"
+        if after is not None:
+            value, run_id = after
+            if sort == "started_at":
+                value = self._ts(rowmod.utc(value) if isinstance(value, datetime)
+                                 else datetime.fromisoformat(value))
+            # Row-value comparison: one index range scan on (sort column, id).
+            clause += (" AND " if clause else " WHERE ") + (
+                f"(r.{sort}, r.id) {'<' if descending else '>'} (?, ?)")
+            params += [value, run_id]
         sql = (f"SELECT {', '.join('r.' + c for c in _SUMMARY_COLUMNS)} FROM runs r{clause} "
-               "ORDER BY r.started_at DESC, r.id DESC")
+               f"ORDER BY r.{sort} {order}" + ("" if sort == "id" else f", r.id {order}"))
         if limit is not None:
             sql += " LIMIT ?"
             params.append(int(limit))
@@ -222,6 +237,10 @@ class SQLStore(Store):
         return [self._summary(row) for row in self._query(sql, params)]
 
     _offset_sql: ClassVar[str] = " OFFSET ?"
+
+    def count_runs(self, where: RunFilter = EVERY_RUN) -> int:
+        clause, params = self._where(where)
+        return int(self._query(f"SELECT count(*) FROM runs r{clause}", params)[0][0])
 
     def _summary(self, row: tuple) -> RunSummary:
         values = dict(zip(_SUMMARY_COLUMNS, row, strict=True))
@@ -250,6 +269,14 @@ class SQLStore(Store):
             else:
                 clauses.append(f"r.id IN ({_marks(len(where.ids))})")
                 params.extend(where.ids)
+        for bound in where.metrics:
+            test = ["mb.run_id = r.id", "mb.benchmark = ?", "mb.name = ?"]
+            params += [bound.benchmark, bound.metric]
+            for op, value in ((">=", bound.min), ("<=", bound.max)):
+                if value is not None:
+                    test.append(f"mb.value {op} ?")
+                    params.append(float(value))
+            clauses.append(f"EXISTS (SELECT 1 FROM metrics mb WHERE {' AND '.join(test)})")
         return (" WHERE " + " AND ".join(clauses) if clauses else ""), params
 
     def stats(self) -> dict[str, Any]:
