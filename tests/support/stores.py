@@ -8,7 +8,11 @@ each in its own PostgreSQL schema, dropped afterwards.
 from __future__ import annotations
 
 import os
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
+from pathlib import Path
 
 import attrs
 import pytest
@@ -23,6 +27,7 @@ from kitt.records import (
     RequestSample,
     Run,
 )
+from support import require
 from support.strategies import runs as _model_runs
 
 POSTGRES_URL = os.environ.get("KITT_TEST_POSTGRES_URL")
@@ -45,6 +50,24 @@ def postgres_reachable() -> tuple[bool, str]:
     except psycopg.Error as exc:
         return False, f"cannot connect to KITT_TEST_POSTGRES_URL: {exc}"
     return True, ""
+
+
+@contextmanager
+def fresh_store_url(backend: str, folder: Path) -> Iterator[str]:
+    """A URL where no store exists yet: a SQLite file in `folder`, or a PostgreSQL schema
+    of its own on KITT_TEST_POSTGRES_URL (dropped afterwards; skipped when unreachable,
+    failed when KITT_TEST_REQUIRE names postgres)."""
+    if backend == "sqlite":
+        yield f"sqlite://{folder / 'karr.db'}"
+        return
+    ok, reason = postgres_reachable()
+    require("postgres", ok, reason)
+    schema = f"kitt_t_{uuid.uuid4().hex[:12]}"
+    sep = "&" if "?" in POSTGRES_URL else "?"
+    try:
+        yield f"{POSTGRES_URL}{sep}schema={schema}"
+    finally:
+        drop_schema(schema)
 
 
 def drop_schema(name: str) -> None:

@@ -28,6 +28,7 @@ from kitt._storage.contract import (
     Store,
 )
 from kitt._storage.open import open_store
+from kitt._storage.url import resolve_url as resolve_store_url
 from kitt._util.files import kitt_home
 from kitt._util.version import __version__
 from kitt._util.yamlfile import YamlFile, load_yaml, plain
@@ -54,7 +55,9 @@ from kitt.engine import (
 )
 from kitt.errors import BadInput, EngineFailed, KittError
 from kitt.hookspecs import hookimpl
-from kitt.plugins import command_group
+from kitt.plugins import benchmarks as installed_benchmarks
+from kitt.plugins import command_group, engine_name
+from kitt.plugins import engines as installed_engines
 from kitt.probe import Probe, ProbeContext
 from kitt.records import (
     BenchmarkResult,
@@ -67,11 +70,41 @@ from kitt.records import (
     Run,
 )
 
+# Loaded on first use: each pulls in modules that `kitt --help` must not pay for.
+_LAZY = {
+    "Comparison": "kitt._compare.compare",
+    "compare_stored": "kitt._compare.compare",
+    "Trend": "kitt._compare.trend",
+    "trend": "kitt._compare.trend",
+    "render_report": "kitt._report",
+    "plot_data": "kitt._report.data",
+    "benchmark_catalogue": "kitt._run.catalogue",
+    "engine_catalogue": "kitt._run.catalogue",
+    "plugin_catalogue": "kitt._run.catalogue",
+    "suite_catalogue": "kitt._run.catalogue",
+    "export_chunks": "kitt._storage.transfer",
+    "to_json": "kitt._util.converter",
+    "unstructure": "kitt._util.converter",
+}
+
+
+def __getattr__(name: str):
+    module = _LAZY.get(name)
+    if module is None:
+        raise AttributeError(f"module 'kitt' has no attribute {name!r}")
+    import importlib
+
+    value = getattr(importlib.import_module(module), name)
+    globals()[name] = value
+    return value
+
+
 __all__ = [
     "BadInput",
     "Benchmark",
     "BenchmarkContext",
     "BenchmarkResult",
+    "Comparison",
     "ContainerSpec",
     "Cursor",
     "Database",
@@ -107,16 +140,24 @@ __all__ = [
     "TokenizeApi",
     "Tokenizer",
     "TokenizerError",
+    "Trend",
     "YamlFile",
     "__version__",
+    "benchmark_catalogue",
     "binary_digest",
     "command_group",
+    "compare_stored",
     "detect_format",
     "docker_client",
+    "engine_catalogue",
+    "engine_name",
+    "export_chunks",
     "find_executable",
     "find_python",
     "hookimpl",
     "host_arch",
+    "installed_benchmarks",
+    "installed_engines",
     "is_blackwell",
     "kitt_home",
     "load_yaml",
@@ -125,9 +166,17 @@ __all__ = [
     "open_store",
     "option_flags",
     "plain",
+    "plot_data",
+    "plugin_catalogue",
     "probe_prompt_logprobs",
+    "render_report",
     "request_body",
+    "resolve_store_url",
     "route_for",
+    "suite_catalogue",
     "take_fingerprint",
+    "to_json",
+    "trend",
+    "unstructure",
     "validators",
 ]

@@ -6,7 +6,6 @@ from __future__ import annotations
 import sys
 import time
 from pathlib import Path
-from typing import Any
 
 import click
 
@@ -31,67 +30,20 @@ def engines_group():
 
 # -- list / check -------------------------------------------------------------------------
 
-def _engine_status(engine: Any, *, client: Any, docker_error: str | None,
-                   host: Any) -> dict[str, Any]:
-    from kitt._engines.images import EnginesFile, image_present, load_engines_file, resolve_image
-
-    try:
-        engines_file = load_engines_file()
-    except BadInput:
-        engines_file = EnginesFile()  # `kitt engines check` reports the file's error
-    options = dict(engines_file.engine_options.get(engine.name, {}))
-    binary = None
-    if "native" in engine.modes:
-        try:
-            binary = engine.find_native_binary(options)
-        except Exception:  # status reporting must survive a broken engine plugin
-            binary = None
-    image = reason = None
-    image_status = "n/a"
-    if "docker" in engine.modes:
-        try:
-            choice = resolve_image(engine, host, engines_file)
-            image, reason = choice.image, choice.reason
-        except NotImplementedError:
-            pass
-        if image and client is not None:
-            present = image_present(client, image)
-            image_status = "present" if present else (
-                "not built" if image.startswith("kitt/") else "not pulled")
-        elif image:
-            image_status = f"unknown (docker: {docker_error})"
-    return {
-        "name": engine.name, "aliases": list(engine.aliases),
-        "description": engine.description,
-        "formats": list(engine.formats), "modes": list(engine.modes), "api": engine.api,
-        "default_port": engine.default_port, "features": list(engine.features),
-        "native_binary": str(binary) if binary else None,
-        "image": image, "image_reason": reason, "image_status": image_status,
-    }
-
-
-def _docker_or_reason() -> tuple[Any, str | None]:
-    try:
-        from kitt._engines.docker import docker_client
-
-        return docker_client(), None
-    except BadInput as exc:
-        return None, exc.message
-
-
 @engines_group.command(name="list")
 @json_option
 def engines_list(as_json: bool):
     """Installed engines: formats, modes, native binary, image and its status."""
     from kitt import plugins
     from kitt._cli.output import print_json, print_table
+    from kitt._engines.status import docker_or_reason, engine_status
     from kitt._fingerprint import host_fingerprint
 
     engines = plugins.engines()
-    client, docker_error = _docker_or_reason() if any(
+    client, docker_error = docker_or_reason() if any(
         "docker" in e.modes for e in engines.values()) else (None, "not needed")
     host = host_fingerprint()
-    rows = [_engine_status(e, client=client, docker_error=docker_error, host=host)
+    rows = [engine_status(e, client=client, docker_error=docker_error, host=host)
             for _, e in sorted(engines.items())]
     if as_json:
         print_json(rows)
@@ -114,13 +66,14 @@ def engines_check(engine: str, as_json: bool):
     from kitt._cli.output import print_fields, print_json
     from kitt._engines.images import load_engines_file
     from kitt._engines.preflight import find_engine
+    from kitt._engines.status import docker_or_reason, engine_status
     from kitt._fingerprint import host_arch, host_fingerprint, max_compute_capability
 
     eng = find_engine(engine)
     engines_file = load_engines_file()  # a malformed file is an error here (exit 2)
     host = host_fingerprint()
-    client, docker_error = _docker_or_reason() if "docker" in eng.modes else (None, None)
-    status = _engine_status(eng, client=client, docker_error=docker_error, host=host)
+    client, docker_error = docker_or_reason() if "docker" in eng.modes else (None, None)
+    status = engine_status(eng, client=client, docker_error=docker_error, host=host)
     native_ok = status["native_binary"] is not None
     docker_ok = client is not None and status["image"] is not None
     status.update({

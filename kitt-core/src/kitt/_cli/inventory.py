@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import click
 
 from kitt import command_group, plugins
@@ -80,9 +78,11 @@ def plugin_report() -> list[dict]:
 @json_option
 def test_list(as_json: bool):
     """Every benchmark from every plugin (custom evaluations included)."""
+    from kitt._run.catalogue import describe_benchmark
+
     rows = []
     for plugin_name, benchmark in plugins.collect("register_benchmarks"):
-        rows.append({**_describe(benchmark), "plugin": plugin_name})
+        rows.append({**describe_benchmark(benchmark), "plugin": plugin_name})
     rows.sort(key=lambda row: (row["category"], row["name"]))
     if as_json:
         print_json(rows)
@@ -98,19 +98,14 @@ def test_list(as_json: bool):
 @json_option
 def test_show(name: str, as_json: bool):
     """NAME's parameters (with defaults) and the metrics it reports."""
-    import attrs
+    from kitt._run.catalogue import describe_benchmark
 
     benchmarks = plugins.benchmarks()
     if name not in benchmarks:
         raise BadInput(f"unknown benchmark {name!r}",
                        hint=f"installed benchmarks: {', '.join(sorted(benchmarks)) or 'none'}")
-    benchmark = benchmarks[name]
-    params = [{"name": f.name, "default": _default(f.default), "type": _type_name(f.type)}
-              for f in attrs.fields(benchmark.Params)]
-    metrics = [{"name": m.name, "unit": m.unit, "direction": m.direction,
-                "description": m.description} for m in benchmark.metrics]
-    doc = {**_describe(benchmark), "params": params, "metrics": metrics,
-           "headline": list(benchmark.headline)}
+    doc = describe_benchmark(benchmarks[name], full=True)
+    params, metrics = doc["params"], doc["metrics"]
     if as_json:
         print_json(doc)
         return
@@ -121,22 +116,3 @@ def test_show(name: str, as_json: bool):
     print_table(("metric", "unit", "direction", "description"),
                 ((m["name"], m["unit"], m["direction"], m["description"]) for m in metrics),
                 title="metrics")
-
-
-def _describe(benchmark: Any) -> dict[str, Any]:
-    return {"name": benchmark.name, "category": benchmark.category,
-            "version": str(benchmark.version), "description": benchmark.description,
-            "source": str(benchmark.source) if benchmark.source else None,
-            "valid": benchmark.problem is None, "problem": benchmark.problem}
-
-
-def _default(value: Any) -> Any:
-    import attrs
-
-    if isinstance(value, attrs.Factory):  # type: ignore[arg-type]
-        return value.factory()
-    return value
-
-
-def _type_name(kind: Any) -> str:
-    return kind if isinstance(kind, str) else getattr(kind, "__name__", str(kind))

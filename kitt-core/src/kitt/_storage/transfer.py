@@ -73,19 +73,52 @@ def export(store: Store, out: Any, fmt: str = "jsonl", where: RunFilter = EVERY_
             count += 1
         return count
     with _open_out(out) as handle:
-        if fmt == "jsonl":
-            for _, document in store.documents(where):
-                handle.write(document + "\n")
-                count += 1
+        for chunk in export_chunks(store, fmt, where, counted := []):
+            handle.write(chunk)
+    return len(counted)
+
+
+def export_chunks(store: Store, fmt: str, where: RunFilter = EVERY_RUN,
+                  run_ids: list[str] | None = None) -> Iterator[str]:
+    """Matching runs as text, streamed: `jsonl` (a document per line), `json` (one JSON
+    array of documents) or `csv` (a row per metric value, header first). The ids of the
+    runs written are appended to `run_ids` as they go."""
+    if fmt not in FORMATS:
+        raise BadInput(f"unknown export format {fmt!r}", hint=f"use one of {', '.join(FORMATS)}")
+    seen = [] if run_ids is None else run_ids
+    if fmt == "csv":
+        buffer = _Lines()
+        writer = csv.DictWriter(buffer, CSV_COLUMNS)
+        writer.writeheader()
+        yield buffer.take()
+        for record in store.metric_rows(where):
+            writer.writerow(record)
+            if not seen or seen[-1] != record["run_id"]:
+                seen.append(record["run_id"])
+            yield buffer.take()
+        return
+    yield "[" if fmt == "json" else ""
+    for run_id, document in store.documents(where):
+        if fmt == "json":
+            yield ("," if seen else "") + document
         else:
-            writer = csv.DictWriter(handle, CSV_COLUMNS)
-            writer.writeheader()
-            seen: set[str] = set()
-            for record in store.metric_rows(where):
-                writer.writerow(record)
-                seen.add(record["run_id"])
-            count = len(seen)
-    return count
+            yield document + "\n"
+        seen.append(run_id)
+    yield "]\n" if fmt == "json" else ""
+
+
+class _Lines:
+    """A text sink for csv.writer that hands back what was written since the last take."""
+
+    def __init__(self) -> None:
+        self.parts: list[str] = []
+
+    def write(self, text: str) -> None:
+        self.parts.append(text)
+
+    def take(self) -> str:
+        text, self.parts = "".join(self.parts), []
+        return text
 
 
 def read_runs(paths: list[Any]) -> list[tuple[str, Run]]:

@@ -1,0 +1,15 @@
+"""/api/v1: JSON over KARR and the installed plugins. Each module holds one resource's
+routes; `openapi.py` the document that is their contract."""
+
+from __future__ import annotations
+
+from aiohttp import web
+
+from kitt_web.api import admin, catalogue, meta, models, openapi, runs
+
+PREFIX = "/api/v1"
+
+
+def setup(app: web.Application) -> None:
+    for module in (meta, runs, catalogue, models, admin, openapi):
+        app.router.add_routes(module.routes)
