@@ -25,7 +25,7 @@ import attrs
 from aiohttp import web
 
 from kitt_web import keys
-from kitt_web.errors import ApiError, is_api
+from kitt_web.errors import ApiError, error_response, is_api
 from kitt_web.state import sessions, tokens
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -205,6 +205,19 @@ async def identify(request: web.Request) -> Actor:
 
 @web.middleware
 async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
+    try:
+        response = await _authorized(request, handler)
+    except (ApiError, web.HTTPRedirection) as refusal:
+        if not request.get(keys.STALE_SESSION):
+            raise
+        response = (error_response(request, refusal) if isinstance(refusal, ApiError)
+                    else web.Response(status=refusal.status, headers=refusal.headers))
+    if request.get(keys.STALE_SESSION) and not response.prepared:
+        clear_session_cookie(response, request.app[keys.CONFIG].secure)
+    return response
+
+
+async def _authorized(request: web.Request, handler) -> web.StreamResponse:
     rule = rule_of(request)
     actor = await identify(request)
     request[keys.ACTOR] = actor
@@ -226,10 +239,7 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
         if not csrf_matches(actor.csrf or "", await csrf_given(request)):
             raise ApiError(403, "bad_csrf", "missing or wrong CSRF token",
                            "reload the page and try again")
-    response = await handler(request)
-    if request.get(keys.STALE_SESSION) and not response.prepared:
-        clear_session_cookie(response, config.secure)
-    return response
+    return await handler(request)
 
 
 def set_session_cookie(response: web.StreamResponse, secure: bool, secret: str,

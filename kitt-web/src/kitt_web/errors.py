@@ -49,7 +49,9 @@ def error_response(request: web.Request, error: ApiError) -> web.StreamResponse:
         return web.json_response(body, status=error.status, headers=error.headers)
     from kitt_web.pages.render import error_page
 
-    return error_page(request, error)
+    response = error_page(request, error)
+    response.headers.update(error.headers)
+    return response
 
 
 @web.middleware

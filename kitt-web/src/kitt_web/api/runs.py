@@ -115,7 +115,7 @@ async def delete_run(request: web.Request) -> web.Response:
         karr.store.delete_run(run_id)
         return True
 
-    if not await request.app[keys.THREADS].run(delete, run_id):
+    if not await request.app[keys.THREADS].run(delete):
         raise not_found(f"run {run_id!r}")
     return web.Response(status=204)
 
