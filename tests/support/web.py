@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 import subprocess
 from collections.abc import AsyncIterator
@@ -10,6 +11,7 @@ from contextlib import asynccontextmanager
 from typing import Any
 
 import attrs
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
 import kitt
@@ -44,9 +46,68 @@ def seed(url: str, runs: int = 6) -> Seeded:
     return Seeded(url, secrets, tuple(run.id for run in made))
 
 
+class ContractViolation(AssertionError):
+    pass
+
+
+def contract_middleware(checked: list[str]):
+    """Validates every /api/v1 response the application gives against the OpenAPI
+    document (openapi-core): status, content type, headers and body. A violation fails
+    the request's test, naming the endpoint."""
+    from openapi_core import OpenAPI
+    from openapi_core.contrib.aiohttp import (
+        AIOHTTPOpenAPIWebRequest,
+        AIOHTTPOpenAPIWebResponse,
+    )
+    from openapi_core.templating.paths.exceptions import PathNotFound
+    from openapi_schema_validator import validate as validate_schema
+
+    from kitt_web.api.openapi import document
+
+    spec = OpenAPI.from_dict(document())
+
+    @web.middleware
+    async def check(request: web.Request, handler):
+        try:
+            response = await handler(request)
+        except web.HTTPException as exc:
+            response = exc
+        if request.path.startswith("/api/") and isinstance(response, web.Response):
+            body = await request.read()
+            try:
+                try:
+                    spec.validate_response(AIOHTTPOpenAPIWebRequest(request, body=body),
+                                           AIOHTTPOpenAPIWebResponse(response))
+                except PathNotFound:  # no such route: a 404 or 405 in the one error shape
+                    assert response.status in (404, 405), response.status
+                    validate_schema(json.loads(response.text),
+                                    document()["components"]["schemas"]["Error"])
+            except Exception as exc:
+                violation = ContractViolation(
+                    f"{request.method} {request.path_qs} -> {response.status}: {exc!r} "
+                    f"{response.text!r:.500}")
+                VIOLATIONS.append(violation)
+                raise violation from exc
+            checked.append(f"{request.method} {request.path} {response.status}")
+        if isinstance(response, web.HTTPException):
+            raise response
+        return response
+
+    return check
+
+
+CHECKED: list[str] = []
+"""Every response the contract middleware validated in this test session."""
+VIOLATIONS: list[ContractViolation] = []
+"""Responses outside the contract (tests/web/conftest.py fails the test that saw one)."""
+
+
 @asynccontextmanager
-async def web_client(url: str, **config: Any) -> AsyncIterator[TestClient]:
+async def web_client(url: str, *, contract: bool = True, **config: Any
+                     ) -> AsyncIterator[TestClient]:
     app = make_app(WebConfig(store_url=url, **config))
+    if contract:
+        app.middlewares.insert(0, contract_middleware(CHECKED))
     async with TestClient(TestServer(app)) as client:
         yield client
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 from support.stores import BACKENDS, fresh_store_url
-from support.web import seed, web_client
+from support.web import VIOLATIONS, seed, web_client
 
 
 @pytest.fixture(params=BACKENDS)
@@ -23,3 +23,13 @@ def seeded(store_url):
 async def client(seeded):
     async with web_client(seeded.url) as opened:
         yield opened
+
+
+@pytest.fixture(autouse=True)
+def no_contract_violations():
+    """Every /api/v1 response a test's client saw matched the OpenAPI document."""
+    VIOLATIONS.clear()
+    yield
+    if VIOLATIONS:
+        pytest.fail("responses outside the OpenAPI contract:\n" +
+                    "\n".join(str(v) for v in VIOLATIONS[:5]))

@@ -1,10 +1,10 @@
-"""The OpenAPI 3.1 document: the API's contract (tests validate every response against
-it). Written as data in `openapi.json` beside this module."""
+"""The OpenAPI 3.1 document, the API's contract: `openapi.yaml` beside this module
+(YAML for the people who edit it), served as JSON. Tests validate every response they
+see against it."""
 
 from __future__ import annotations
 
 import functools
-import json
 from pathlib import Path
 
 from aiohttp import web
@@ -13,12 +13,14 @@ from kitt_web.api.params import json_response
 from kitt_web.auth import access
 
 routes = web.RouteTableDef()
-DOCUMENT = Path(__file__).with_name("openapi.json")
+SOURCE = Path(__file__).with_name("openapi.yaml")
 
 
 @functools.cache
 def document() -> dict:
-    return json.loads(DOCUMENT.read_text(encoding="utf-8"))
+    from ruamel.yaml import YAML
+
+    return YAML(typ="safe").load(SOURCE.read_text(encoding="utf-8"))
 
 
 @routes.get("/api/v1/openapi.json")
