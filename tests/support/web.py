@@ -112,7 +112,7 @@ async def web_client(url: str, *, contract: bool = True, **config: Any
         yield client
 
 
-def start_web(*args: str, env: dict[str, str], ready: str = "kitt web: serving"
+def start_web(*args: str, env: dict[str, str], ready: str = "kitt web: ready"
               ) -> tuple[subprocess.Popen, list[str]]:
     """`kitt web ARGS` as a process; returns it and the lines it printed until ready."""
     proc = start_kitt("web", *args, env=env)

@@ -87,6 +87,7 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
             say(f"  {first_admin}")
             say("kitt web: log in with it at /login, or send it as `Authorization: Bearer`; "
                 "create others with `kitt web token create`")
+        say("kitt web: ready (SIGTERM or Ctrl-C stops it, letting requests finish)")
 
     asyncio.run(_serve(config, context, announce))
 
