@@ -20,7 +20,10 @@ nox.options.reuse_existing_virtualenvs = True
 ROOT = Path(__file__).parent
 DISTRIBUTIONS = sorted(str(path.parent) for path in ROOT.glob("kitt-*/pyproject.toml"))
 TEST_DEPS = ["pytest>=8", "pytest-asyncio>=0.23", "hypothesis>=6.100", "tokenizers>=0.15",
-             "tomli; python_version<'3.11'"]
+             "tomli; python_version<'3.11'",
+             # kitt-web's contract: responses checked against its OpenAPI document, and a
+             # property-based run against a live server.
+             "openapi-core>=0.19", "schemathesis>=4.0"]
 
 # llama.cpp builds from source (~6 min on 2 cores); pip caches the wheel afterwards.
 LLAMA_BUILD_ENV = {

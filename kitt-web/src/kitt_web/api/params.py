@@ -16,7 +16,9 @@ from kitt_web.errors import ApiError, bad_request
 
 
 def one(request: web.Request, name: str, default: str | None = None) -> str | None:
-    values = request.query.getall(name, [])
+    """The parameter's one value; an empty one (what a form's blank field sends) counts
+    as absent."""
+    values = [v for v in request.query.getall(name, []) if v != ""]
     if len(values) > 1:
         raise bad_request(name, "given more than once")
     if not values:
@@ -86,7 +88,7 @@ def run_filter(request: web.Request) -> kitt.RunFilter:
     if since and until and since >= until:
         raise bad_request("until", "is not after since")
     bounds = []
-    for text in request.query.getall("metric", []):
+    for text in filter(None, request.query.getall("metric", [])):
         parts = text.split(":")
         if len(parts) != 4 or not parts[0] or not parts[1] or not (parts[2] or parts[3]):
             raise bad_request("metric", f"{text!r} is not BENCHMARK:METRIC:MIN:MAX",

@@ -86,12 +86,50 @@ async def run_page(request: web.Request) -> web.Response:
         raise not_found(f"run {run_id!r}", "pick a run on the runs page")
     run = found["run"]
     items = [(result.name, item) for result in run.results for item in result.items]
-    return page(request, "run.html", run=run, rows=found["comparison"]["rows"],
+    rows = found["comparison"]["rows"]
+    headline = _headline(rows)
+    return page(request, "run.html", run=run, rows=rows, headline=headline,
                 plots_json=json.dumps(found["plots"], allow_nan=False),
                 items=items[:ITEMS_SHOWN], items_total=len(items),
                 config_json=json.dumps(kitt.unstructure(run.config), indent=2),
-                hardware=kitt.unstructure(run.hardware),
+                hardware=hardware_lines(run.hardware),
                 errors=[(r.name, r.run_number, r.error) for r in run.results if r.error])
+
+
+def _headline(rows: list[dict]) -> list[dict]:
+    """The rows of each benchmark's headline metrics (what `kitt run` summarises); every
+    row of a benchmark whose plugin is not installed here."""
+    installed = kitt.installed_benchmarks()
+    out = []
+    for row in rows:
+        name = row["benchmark"].split(" [", 1)[0]
+        benchmark = installed.get(name)
+        if benchmark is None or row["metric"] in benchmark.headline:
+            out.append(row)
+    return out
+
+
+def hardware_lines(hardware) -> list[tuple[str, str]]:
+    """The fingerprint's sections as a person reads them."""
+    gpu = hardware.gpu
+    gpus = ", ".join(f"{g.name}{f' ({g.memory_mib} MiB)' if g.memory_mib else ''}"
+                     for g in gpu.gpus) or f"none ({gpu.source})"
+    if gpu.driver_version:
+        gpus += f"; driver {gpu.driver_version}"
+    if gpu.cuda_version:
+        gpus += f", CUDA {gpu.cuda_version}"
+    cpu = hardware.cpu
+    parts = [("GPU", gpus),
+             ("CPU", " ".join(str(v) for v in (cpu.brand, cpu.architecture) if v)
+              + (f", {cpu.cores} cores / {cpu.threads} threads" if cpu.cores else "")),
+             ("memory", f"{hardware.memory.total_mib} MiB {hardware.memory.type or ''}".strip()
+              if hardware.memory.total_mib else "unknown"),
+             ("storage", " ".join(v for v in (hardware.storage.kind, hardware.storage.model)
+                                  if v) or "unknown"),
+             ("OS", " ".join(v for v in (hardware.os.distribution, hardware.os.kernel) if v)
+              or "unknown"),
+             ("environment", hardware.environment)]
+    return [(key, value) for key, value in parts if value]
 
 
 @routes.get("/runs/{run_id}/report.html")

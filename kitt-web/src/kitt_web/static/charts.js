@@ -37,6 +37,18 @@
     return Math.max(320, Math.floor(box.getBoundingClientRect().width || 520));
   }
 
+  // A scatter: a small square per point, drawn as the series' fill path.
+  const dots = (size) => (u, sidx, i0, i1) => {
+    const path = new Path2D();
+    const [xs, ys] = u.data[sidx];
+    for (let i = i0; i <= i1; i++) {
+      if (xs[i] == null || ys[i] == null) continue;
+      const x = u.valToPos(xs[i], "x", true), y = u.valToPos(ys[i], "y", true);
+      path.rect(x - size / 2, y - size / 2, size, size);
+    }
+    return { fill: path };
+  };
+
   // One uPlot in "mode 2": every series carries its own x values.
   function xy(box, xLabel, yLabel, series, opts) {
     opts = opts || {};
@@ -48,9 +60,10 @@
       axes: [{ label: xLabel }, { label: yLabel }],
       legend: { live: false },
       series: [{}, ...series.map((s, i) => ({
-        label: s.label, stroke: color(i), width: opts.points ? 0 : 1.6,
-        paths: opts.points ? () => null : (opts.steps ? uPlot.paths.stepped({ align: 1 }) : undefined),
-        points: opts.points ? { show: true, size: 3, fill: color(i) } : { show: false },
+        label: s.label, stroke: color(i), fill: opts.points ? color(i) : undefined,
+        width: opts.points ? 0 : 1.6,
+        paths: opts.points ? dots(3) : (opts.steps ? uPlot.paths.stepped({ align: 1 }) : undefined),
+        points: { show: false },
       }))],
     }, data, box);
     box.dataset.series = String(series.length);
@@ -134,8 +147,8 @@
       axes: [{}, { label: trend.unit || "" }],
       series: [{}, { label: trend.metric, stroke: color(0), width: 1.6,
                      points: { show: true, size: 4 } },
-               { label: "regression", stroke: "#b3261e", width: 0, paths: () => null,
-                 points: { show: true, size: 9, fill: "#b3261e" } }],
+               { label: "regression", stroke: "#b3261e", fill: "#b3261e", width: 0,
+                 paths: dots(9), points: { show: false } }],
     }, [null, [t, y], [flagged.map((i) => t[i]), flagged.map((i) => y[i])]], box);
     box.dataset.series = "2";
     box.dataset.points = String(t.length);
