@@ -180,7 +180,8 @@ async def test_the_dashboard_end_to_end(dashboard, tmp_path):
 
         # Tokens: one made in the page is shown once.
         await page.go(f"{base}/tokens")
-        await page.navigating("""(() => { const f = document.querySelector('form[action="/tokens"]');
+        await page.navigating("""(() => {
+            const f = document.querySelector('form[action="/tokens"]');
             f.querySelector('[name=name]').value = 'from-the-browser';
             f.querySelector('[name=role]').value = 'viewer'; f.submit(); })()""")
         secret = await page.until("document.querySelector('#new-secret')?.textContent")
