@@ -5,12 +5,17 @@ from __future__ import annotations
 
 import json
 import re
+import signal
 import subprocess
+import sys
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from pathlib import Path
 from typing import Any
 
 import attrs
+import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 
@@ -18,7 +23,7 @@ import kitt
 from kitt_web.app import make_app
 from kitt_web.config import WebConfig
 from kitt_web.state import open_state, tokens
-from support import start_kitt, wait_for_line
+from support import subprocess_env
 from support.stores import make_run
 
 TOKEN = re.compile(r"kitt_[A-Za-z0-9_-]{43}")
@@ -112,9 +117,49 @@ async def web_client(url: str, *, contract: bool = True, **config: Any
         yield client
 
 
-def start_web(*args: str, env: dict[str, str], ready: str = "kitt web: ready"
-              ) -> tuple[subprocess.Popen, list[str]]:
-    """`kitt web ARGS` as a process; returns it and the lines it printed until ready."""
-    proc = start_kitt("web", *args, env=env)
-    wait_for_line(proc, ready, timeout=60, stream="stderr")
-    return proc, proc.seen_lines
+class WebProcess:
+    """`kitt web ARGS` in the background, its stderr (announcements and the access log)
+    going to a file, so a busy server never blocks on a full pipe."""
+
+    def __init__(self, *args: str, env: dict[str, str], log: Path) -> None:
+        self.log = log
+        self._handle = log.open("wb")
+        self.proc = subprocess.Popen([sys.executable, "-m", "kitt", "web", *args],
+                                     stdout=subprocess.DEVNULL, stderr=self._handle,
+                                     env=subprocess_env(env), start_new_session=True)
+
+    @property
+    def text(self) -> str:
+        return self.log.read_text(encoding="utf-8", errors="replace")
+
+    def wait_for(self, line: str, timeout: float = 60) -> str:
+        """Everything said up to and including the first line containing `line`."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            text = self.text
+            if line in text:
+                return text[:text.index(line) + len(line)]
+            if self.proc.poll() is not None:
+                pytest.fail(f"kitt web exited {self.proc.returncode}: {self.text[-3000:]}")
+            time.sleep(0.05)  # the file has no change notification; the check is the event
+        self.proc.kill()
+        pytest.fail(f"kitt web never said {line!r}: {self.text[-3000:]}")
+
+    def stop(self, sig: int | None = signal.SIGTERM, timeout: float = 60) -> tuple[int, str]:
+        """Signal it (None: it was already) and wait for its exit: (exit code, all it
+        said)."""
+        if sig is not None and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+        try:
+            code = self.proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            pytest.fail(f"kitt web did not stop {timeout}s after {sig}: {self.text[-3000:]}")
+        self._handle.close()
+        return code, self.text
+
+
+def start_web(*args: str, env: dict[str, str], log: Path) -> tuple[WebProcess, str]:
+    """`kitt web ARGS`, once it says it is ready; it and what it said until then."""
+    web_process = WebProcess(*args, env=env, log=log)
+    return web_process, web_process.wait_for("kitt web: ready")

@@ -50,13 +50,12 @@ def dashboard(tmp_path_factory, tiny_model):
                           started=T0 + timedelta(hours=i))
             for i in range(120)])
     port = free_port()
-    proc, lines = start_web("--port", str(port), "--store", url, env=env)
-    secret = TOKEN.search("".join(lines))[0]
+    web, said = start_web("--port", str(port), "--store", url, env=env, log=work / "web.log")
+    secret = TOKEN.search(said)[0]
     server_cert = work / "home" / "web" / "tls" / "server.pem"
     yield {"base": f"https://localhost:{port}", "secret": secret, "real": real,
            "pin": spki_sha256(server_cert), "url": url, "work": work}
-    proc.terminate()
-    proc.wait(timeout=30)
+    web.stop()
 
 
 def foreign_requests(page, base: str) -> list[str]:

@@ -15,7 +15,7 @@ import aiohttp
 import pytest
 from cryptography import x509
 from cryptography.hazmat.primitives import serialization
-from support import finished, free_port, run_kitt
+from support import free_port, run_kitt
 from support.stores import make_run
 from support.web import TOKEN, start_web
 
@@ -31,11 +31,6 @@ def home(tmp_path):
     return env
 
 
-def stop(proc) -> tuple[int, str]:
-    proc.send_signal(signal.SIGTERM)
-    return finished(proc, 60, after="SIGTERM")
-
-
 async def fetch(url: str, *, ca=None, token=None) -> tuple[int, str]:
     context = ssl.create_default_context(cafile=str(ca)) if ca else None
     headers = {"Authorization": f"Bearer {token}"} if token else {}
@@ -46,9 +41,8 @@ async def fetch(url: str, *, ca=None, token=None) -> tuple[int, str]:
 
 def test_https_by_default_with_a_pinned_local_ca(home, tmp_path):
     port = free_port()
-    proc, lines = start_web("--port", str(port), env=home)
+    web, said = start_web("--port", str(port), env=home, log=tmp_path / "web.log")
     try:
-        said = "".join(lines)
         secret = TOKEN.search(said)[0]
         ca_path = tmp_path / "home" / "web" / "tls" / "ca.pem"
         ca = x509.load_pem_x509_certificate(ca_path.read_bytes())
@@ -69,7 +63,7 @@ def test_https_by_default_with_a_pinned_local_ca(home, tmp_path):
         with pytest.raises(aiohttp.ClientError):
             asyncio.run(fetch(f"http://127.0.0.1:{port}/api/v1/health"))
     finally:
-        code, err = stop(proc)
+        code, err = web.stop()
     assert code == 0 and "stopped" in err
     # The access log: one JSON object per request, never a token.
     entries = [json.loads(line) for line in err.splitlines() if line.startswith('{"ts"')]
@@ -77,16 +71,16 @@ def test_https_by_default_with_a_pinned_local_ca(home, tmp_path):
     assert any(e["actor"] != "anonymous" for e in entries)
     assert secret not in err.replace(said, "")  # said once at start, never logged
     # A second start creates no admin and says no secret; the CA stays the same.
-    proc, lines = start_web("--port", str(port), env=home)
-    code, err = stop(proc)
-    assert not TOKEN.search("".join(lines) + err) and f"fingerprint {shown}" in "".join(lines)
+    web, said = start_web("--port", str(port), env=home, log=tmp_path / "again.log")
+    code, err = web.stop()
+    assert not TOKEN.search(err) and f"fingerprint {shown}" in said
 
 
 def test_the_pin_matches_the_ca_key(home, tmp_path):
     from kitt_web.tls import spki_sha256
 
-    proc, _ = start_web("--port", str(free_port()), env=home)
-    stop(proc)
+    web, _ = start_web("--port", str(free_port()), env=home, log=tmp_path / "web.log")
+    web.stop()
     ca_path = tmp_path / "home" / "web" / "tls" / "ca.pem"
     key = x509.load_pem_x509_certificate(ca_path.read_bytes()).public_key()
     der = key.public_bytes(serialization.Encoding.DER,
@@ -96,16 +90,17 @@ def test_the_pin_matches_the_ca_key(home, tmp_path):
     assert spki_sha256(ca_path) == base64.b64encode(hashlib.sha256(der).digest()).decode()
 
 
-def test_insecure_serves_plain_http_and_says_so_every_start(home):
+def test_insecure_serves_plain_http_and_says_so_every_start(home, tmp_path):
     port = free_port()
-    for _ in range(2):
-        proc, lines = start_web("--port", str(port), "--insecure", env=home)
+    for start in range(2):
+        web, said = start_web("--port", str(port), "--insecure", env=home,
+                              log=tmp_path / f"web{start}.log")
         try:
-            assert any("WARNING: plain HTTP (--insecure)" in line for line in lines)
+            assert "WARNING: plain HTTP (--insecure)" in said
             status, _ = asyncio.run(fetch(f"http://127.0.0.1:{port}/api/v1/health"))
             assert status == 200
         finally:
-            stop(proc)
+            web.stop()
 
 
 @pytest.mark.parametrize(("args", "message"), [
@@ -139,20 +134,21 @@ def test_sigterm_lets_a_request_in_flight_finish(home, tmp_path):
     with kitt.open_store(url) as store:
         store.save_runs([make_run(i, repeats=3, metrics=20) for i in range(1, 400)])
     port = free_port()
-    proc, lines = start_web("--port", str(port), "--insecure", "--store", url, env=home)
-    secret = TOKEN.search("".join(lines))[0]
+    web, said = start_web("--port", str(port), "--insecure", "--store", url, env=home,
+                          log=tmp_path / "web.log")
+    secret = TOKEN.search(said)[0]
 
     async def export_across_the_stop() -> list[dict]:
         async with aiohttp.ClientSession() as session, session.get(
                 f"http://127.0.0.1:{port}/api/v1/runs-export?format=json",
                 headers={"Authorization": f"Bearer {secret}"}) as response:
             first = await response.content.readany()  # the export is under way
-            proc.send_signal(signal.SIGTERM)
+            web.proc.send_signal(signal.SIGTERM)
             rest = await response.read()
         return json.loads(first + rest)
 
     documents = asyncio.run(export_across_the_stop())
-    code, err = finished(proc, 60, after="SIGTERM")
+    code, err = web.stop(sig=None)  # signalled mid-export above
     assert len(documents) == 399  # the whole export, not a cut-off one
     assert code == 0 and "SIGTERM: finishing requests in flight" in err
 

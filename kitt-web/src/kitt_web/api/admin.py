@@ -69,7 +69,7 @@ async def create_token(request: web.Request) -> web.Response:
     extra = set(body) - {"name", "role", "expires_in"}
     if extra:
         raise bad_request(sorted(extra)[0], "is not a field of a token")
-    seconds = tokens.parse_duration(expires) if expires else None
+    seconds = tokens.parse_duration(expires) if expires is not None else None
     by = actor_of(request).token_id
     token, secret = await request.app[keys.THREADS].run(
         lambda karr: tokens.create(karr.db, name, role, expires_in=seconds, created_by=by))

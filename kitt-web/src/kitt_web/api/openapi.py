@@ -20,7 +20,23 @@ SOURCE = Path(__file__).with_name("openapi.yaml")
 def document() -> dict:
     from ruamel.yaml import YAML
 
-    return YAML(typ="safe").load(SOURCE.read_text(encoding="utf-8"))
+    doc = YAML(typ="safe").load(SOURCE.read_text(encoding="utf-8"))
+    for parameter in _query_parameters(doc):
+        # An empty value means "not given" (what a blank form field sends): say so once
+        # here rather than beside every parameter in the YAML.
+        schema = parameter["schema"]
+        if schema.get("type") != "array":
+            parameter["schema"] = {"anyOf": [schema, {"const": ""}]}
+    return doc
+
+
+def _query_parameters(doc: dict):
+    yield from (p for p in doc["components"]["parameters"].values() if p["in"] == "query")
+    for item in doc["paths"].values():
+        for operation in item.values():
+            if isinstance(operation, dict):
+                yield from (p for p in operation.get("parameters", ())
+                            if "$ref" not in p and p["in"] == "query")
 
 
 @routes.get("/api/v1/openapi.json")

@@ -24,7 +24,7 @@ ROLES = ("viewer", "operator", "admin")
 """Each role can do everything the ones before it can."""
 ENV_TOKEN_ID = "env"
 _TOKEN = re.compile(r"kitt_[A-Za-z0-9_-]{43}")
-_DURATION = re.compile(r"(\d+)([smhdw])")
+_DURATION = re.compile(r"([0-9]+)([smhdw])")  # ASCII digits only, as the API documents
 _UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 7 * 86400}
 _COLUMNS = ("id", "name", "role", "created_at", "created_by", "expires_at", "revoked_at",
             "last_used_at")
@@ -63,7 +63,7 @@ def looks_like_token(secret: str) -> bool:
 
 def parse_duration(text: str) -> float:
     """`30d`, `12h`, `90m`, `2w`, `45s` -> seconds."""
-    match = _DURATION.fullmatch(text.strip())
+    match = _DURATION.fullmatch(text)
     if not match or int(match[1]) == 0:
         raise kitt.BadInput(f"bad duration {text!r}",
                             hint="a positive number and a unit: 45s, 90m, 12h, 30d, 2w")
