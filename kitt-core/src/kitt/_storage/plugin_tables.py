@@ -11,13 +11,10 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from kitt._storage.contract import Cursor, Database, Migration
 from kitt.errors import BadInput
-
-if TYPE_CHECKING:
-    from kitt._storage.sqlstore import SQLStore
 
 _NAMESPACE = re.compile(r"[a-z][a-z0-9_]{0,30}")
 _TYPES = {
@@ -29,7 +26,9 @@ _TYPES = {
 
 
 class PluginTables(Database):
-    def __init__(self, store: SQLStore, namespace: str) -> None:
+    def __init__(self, store: Any, namespace: str) -> None:
+        """`store`: the `sqlstore.SQLStore` whose connection and locks these tables use
+        (not imported: sqlstore imports this module)."""
         if not _NAMESPACE.fullmatch(namespace):
             raise BadInput(f"bad plugin table namespace {namespace!r}",
                            hint="use lowercase letters, digits and _, starting with a letter")
