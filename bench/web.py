@@ -25,9 +25,9 @@ import urllib.request
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).parent))
-from storage import fill  # noqa: E402  (bench/ is not a package)
+from storage import fill
 
-import kitt  # noqa: E402
+import kitt
 
 VIEWS = {
     "api: newest 50": "/api/v1/runs",

@@ -40,6 +40,19 @@ class Seeded:
         return {"Authorization": f"Bearer {self.secrets[role]}"}
 
 
+async def login(client, secret: str, next_path: str = "/"):
+    """Log in through the form, as a browser does; the response (303 when it worked)."""
+    form = await client.get("/login")
+    nonce = re.search(r'name="login_csrf" value="([^"]+)"', await form.text())[1]
+    return await client.post("/login", data={"token": secret, "login_csrf": nonce,
+                                             "next": next_path}, allow_redirects=False)
+
+
+def csrf_of(html: str) -> str:
+    """The CSRF token a page gives its scripts."""
+    return re.search(r'<meta name="csrf-token" content="([^"]*)"', html)[1]
+
+
 def seed(url: str, runs: int = 6) -> Seeded:
     """Runs 1..`runs` (models a/b alternating, run 3 failed) and one token per role."""
     with kitt.open_store(url) as store:

@@ -9,22 +9,11 @@ import time
 from http.cookies import SimpleCookie
 
 import pytest
-from support.web import web_client
+from support.web import csrf_of, login, web_client
 
 import kitt
 from kitt_web.state import open_state, sessions, tokens
 from kitt_web.tls import TlsFiles
-
-
-async def login(client, secret: str, next_path: str = "/"):
-    form = await client.get("/login")
-    nonce = re.search(r'name="login_csrf" value="([^"]+)"', await form.text())[1]
-    return await client.post("/login", data={"token": secret, "login_csrf": nonce,
-                                             "next": next_path}, allow_redirects=False)
-
-
-def csrf_of(html: str) -> str:
-    return re.search(r'<meta name="csrf-token" content="([^"]*)"', html)[1]
 
 
 async def test_a_login_opens_a_session_the_pages_and_api_accept(client, seeded):
