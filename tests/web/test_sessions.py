@@ -156,3 +156,19 @@ def test_the_store_holds_digests_never_secrets(seeded):
         assert secret not in dump and secret[5:] not in dump
     assert tokens.digest(seeded.secrets["admin"]) in dump
     assert len(seeded.secrets["admin"]) == 48  # kitt_ + 43 url-safe chars = 256 bits
+
+
+def test_the_login_limiter_forgets_old_addresses_first():
+    from kitt_web.auth import LoginLimiter
+
+    limiter = LoginLimiter(attempts=2, window_s=60)
+    limiter.MAX_ADDRESSES = 10
+    limiter.failed("attacker", now=0.0)
+    limiter.failed("attacker", now=1.0)
+    for i in range(11):  # a spray of other addresses, each failing once, later
+        limiter.failed(f"10.0.0.{i}", now=2.0 + i)
+    assert len(limiter.failures) <= 10
+    assert limiter.retry_after("10.0.0.10", now=13.0) is None  # one failure: may retry
+    limiter.failed("10.0.0.10", now=14.0)
+    assert limiter.retry_after("10.0.0.10", now=15.0) == pytest.approx(12.0 + 60 - 15.0)
+    assert limiter.retry_after("10.0.0.10", now=72.5) is None  # the first has left the window

@@ -42,7 +42,11 @@ def apply_headers(request: web.Request, response: web.StreamResponse) -> None:
     headers.setdefault("X-Frame-Options", "DENY")
     headers.setdefault("Cross-Origin-Opener-Policy", "same-origin")
     if not request.path.startswith("/static/"):
-        headers.setdefault("Cache-Control", "no-store")
+        headers.setdefault("Cache-Control", "no-store")  # pages and data: never cached
+    elif "v" in request.query:  # the URL names the content's hash: it never changes
+        headers.setdefault("Cache-Control", "public, max-age=31536000, immutable")
+    else:
+        headers.setdefault("Cache-Control", "no-cache")
     if request.app[keys.CONFIG].secure:
         headers.setdefault("Strict-Transport-Security", "max-age=31536000")
 

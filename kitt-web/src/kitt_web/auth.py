@@ -86,7 +86,10 @@ def session_cookie(secure: bool) -> str:
 
 
 class LoginLimiter:
-    """Failed logins per client address in a sliding window; more are refused (429)."""
+    """Failed logins per client address in a sliding window; more are refused (429).
+    It remembers at most MAX_ADDRESSES addresses: past that, the least recent go first."""
+
+    MAX_ADDRESSES = 10_000
 
     def __init__(self, attempts: int, window_s: float) -> None:
         self.attempts, self.window_s = attempts, window_s
@@ -111,8 +114,11 @@ class LoginLimiter:
     def failed(self, address: str, now: float | None = None) -> None:
         now = time.monotonic() if now is None else now
         self._recent(address, now).append(now)
-        if len(self.failures) > 10_000:  # bound the memory a spray of addresses can take
-            for key in [k for k, v in self.failures.items() if not v][:5000]:
+        if len(self.failures) > self.MAX_ADDRESSES:  # a spray of addresses: bound memory
+            for key in [k for k in self.failures if not self._recent(k, now)]:
+                del self.failures[key]
+            by_age = sorted(self.failures, key=lambda k: self.failures[k][-1])
+            for key in by_age[:len(by_age) - self.MAX_ADDRESSES // 2]:
                 del self.failures[key]
 
     def succeeded(self, address: str) -> None:
