@@ -30,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from _output import emit  # bench/ (the script's folder) is on sys.path
+
 SUBJECTS = ["abstract_algebra", "anatomy", "astronomy", "high_school_geography",
             "world_religions"]
 MODEL = "kitt-tiny"
@@ -224,11 +226,7 @@ def main() -> None:
                                      "--host", "127.0.0.1", "--port", str(port), "-t", "2",
                                      "-np", "4", "-c", "8192"],
                 model.hf_dir, data, tmp, args.concurrency, args.runs, generative=True)
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

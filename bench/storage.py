@@ -15,7 +15,6 @@ variable is unset.
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import platform
 import random
@@ -27,6 +26,7 @@ from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
 import attrs
+from _output import emit  # bench/ (the script's folder) is on sys.path
 
 from kitt._compare.compare import compare_runs
 from kitt._storage.contract import RunFilter
@@ -211,11 +211,7 @@ def main() -> None:
             finally:
                 with psycopg.connect(base, autocommit=True) as conn:
                     conn.execute("DROP SCHEMA IF EXISTS kitt_bench CASCADE")
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

@@ -24,7 +24,7 @@ import time
 import urllib.request
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).parent))
+from _output import emit  # bench/ (the script's folder) is on sys.path
 from storage import fill
 
 import kitt
@@ -110,11 +110,7 @@ def main() -> None:
                           "load_average": os.getloadavg()},
               "runs": args.runs, "requests": args.requests, "fill_s": round(fill_s, 1),
               "target_p95_ms": 100, "views": results}
-    text = json.dumps(report, indent=2)
-    print(text)
-    if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(text + "\n")
+    emit(report, args.out)
 
 
 if __name__ == "__main__":

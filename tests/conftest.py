@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+from support.stores import BACKENDS, fresh_store_url
 
 
 @pytest.fixture(scope="session", autouse=True)
@@ -21,6 +22,14 @@ def isolated_kitt_home(tmp_path_factory):
     finally:
         for name in isolated:
             del os.environ[name]
+
+
+@pytest.fixture(params=BACKENDS)
+def store_url(request, tmp_path):
+    """A URL where no store exists yet, once per backend: a SQLite file, and a PostgreSQL
+    schema of its own (support.stores.fresh_store_url)."""
+    with fresh_store_url(request.param, tmp_path) as url:
+        yield url
 
 
 @pytest.fixture(scope="session")

@@ -1,19 +1,11 @@
-"""Fixtures of the storage tests: a store URL per backend (SQLite; PostgreSQL when
-reachable), and an open store."""
+"""Fixtures of the storage tests: an open store on each backend (`store_url` is
+tests/conftest.py's)."""
 
 from __future__ import annotations
 
 import pytest
-from support.stores import BACKENDS, fresh_store_url
 
 from kitt import open_store
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path):
-    """A URL where no store exists yet."""
-    with fresh_store_url(request.param, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture

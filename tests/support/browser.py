@@ -124,42 +124,25 @@ def start_chromium(profile: Path, *flags: str) -> tuple[subprocess.Popen, int]:
     raise TimeoutError("chromium did not open its DevTools port")
 
 
-async def inspect(port: int, url: str, screenshot: Path) -> dict[str, Any]:
-    import aiohttp
-
-    async with aiohttp.ClientSession() as session:
-        async with session.get(f"http://127.0.0.1:{port}/json/list") as response:
-            targets = await response.json()
-        target = next(t for t in targets if t["type"] == "page")
-        async with session.ws_connect(target["webSocketDebuggerUrl"], max_msg_size=0) as ws:
-            page = Page(ws)
-            for domain in ("Page", "Runtime", "Log", "Network"):
-                await page.send(f"{domain}.enable")
-            await page.send("Page.navigate", url=url)
-            await page.wait_for("Page.loadEventFired")
-            facts = await page.evaluate("""(() => {
-                const box = e => { const r = e.getBoundingClientRect();
-                                   return [r.width, r.height]; };
-                return {
-                  title: document.title,
-                  plots: [...document.querySelectorAll('figure[id^="plot-"]')].map(f => ({
-                    id: f.id, svgs: f.querySelectorAll('svg').length,
-                    size: f.querySelector('svg') ? box(f.querySelector('svg')) : [0, 0],
-                    paths: f.querySelectorAll('svg path, svg use').length})),
-                  cells: [...document.querySelectorAll('td')].map(td => td.textContent.trim()),
-                  critical: document.querySelectorAll('td.flag.critical').length,
-                  overflowX: document.documentElement.scrollWidth > window.innerWidth,
-                };
-            })()""")
-            height = await page.evaluate("document.documentElement.scrollHeight")
-            await page.send("Emulation.setDeviceMetricsOverride", width=1280,
-                            height=min(int(height), 6000), deviceScaleFactor=1, mobile=False)
-            shot = await page.send("Page.captureScreenshot", format="png")
-            import base64
-
-            screenshot.write_bytes(base64.b64decode(shot["data"]))
-            facts["events"] = page.events
-            return facts
+async def inspect(page: Page, url: str, screenshot: Path) -> dict[str, Any]:
+    await page.go(url)
+    facts = await page.evaluate("""(() => {
+        const box = e => { const r = e.getBoundingClientRect();
+                           return [r.width, r.height]; };
+        return {
+          title: document.title,
+          plots: [...document.querySelectorAll('figure[id^="plot-"]')].map(f => ({
+            id: f.id, svgs: f.querySelectorAll('svg').length,
+            size: f.querySelector('svg') ? box(f.querySelector('svg')) : [0, 0],
+            paths: f.querySelectorAll('svg path, svg use').length})),
+          cells: [...document.querySelectorAll('td')].map(td => td.textContent.trim()),
+          critical: document.querySelectorAll('td.flag.critical').length,
+          overflowX: document.documentElement.scrollWidth > window.innerWidth,
+        };
+    })()""")
+    await page.screenshot(screenshot)
+    facts["events"] = page.events
+    return facts
 
 
 def problems(events: list[dict[str, Any]], page_url: str) -> list[str]:
@@ -182,19 +165,11 @@ def problems(events: list[dict[str, Any]], page_url: str) -> list[str]:
 def open_in_browser(page: Path, workdir: Path) -> dict[str, Any]:
     """Render `page` in a fresh headless Chromium; facts about it, `problems` (console
     errors, uncaught exceptions, network requests) and a screenshot beside it."""
-    require("chromium", CHROMIUM is not None,
-            "install it: apt-get install -y --no-install-recommends chromium")
-    profile = workdir / "chromium-profile"
-    profile.mkdir(parents=True, exist_ok=True)
-    process, port = start_chromium(profile)
-    try:
-        facts = asyncio.run(inspect(port, page.as_uri(), page.with_suffix(".png")))
-    finally:
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
+    async def look() -> dict[str, Any]:
+        async with browser(workdir) as tab:
+            return await inspect(tab, page.as_uri(), page.with_suffix(".png"))
+
+    facts = asyncio.run(look())
     facts["problems"] = problems(facts.pop("events"), page.as_uri())
     return facts
 

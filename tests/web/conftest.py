@@ -1,17 +1,10 @@
-"""Fixtures of the kitt-web tests: a seeded store on each backend, and a client of the
-application in this process."""
+"""Fixtures of the kitt-web tests: a seeded store on each backend (`store_url` is
+tests/conftest.py's), and a client of the application in this process."""
 
 from __future__ import annotations
 
 import pytest
-from support.stores import BACKENDS, fresh_store_url
 from support.web import VIOLATIONS, seed, web_client
-
-
-@pytest.fixture(params=BACKENDS)
-def store_url(request, tmp_path):
-    with fresh_store_url(request.param, tmp_path) as url:
-        yield url
 
 
 @pytest.fixture

@@ -79,12 +79,12 @@ async def create_token(request: web.Request) -> web.Response:
 @routes.delete("/api/v1/tokens/{token_id}")
 @access("admin")
 async def revoke_token(request: web.Request) -> web.Response:
-    token_id = request.match_info["token_id"]
-
-    def revoke(karr):
-        if tokens.get(karr.db, token_id) is None:
-            raise not_found(f"token {token_id!r}", "list tokens at /api/v1/tokens")
-        return tokens.revoke(karr.db, token_id)
-
-    token = await request.app[keys.THREADS].run(revoke)
+    token = await request.app[keys.THREADS].run(revoke_or_404, request.match_info["token_id"])
     return json_response({"token": token_dict(token)})
+
+
+def revoke_or_404(karr, token_id: str) -> tokens.Token:
+    """Revoke a token by its id (the API's and the tokens page's one way)."""
+    if tokens.get(karr.db, token_id) is None:
+        raise not_found(f"token {token_id!r}", "see the tokens page or GET /api/v1/tokens")
+    return tokens.revoke(karr.db, token_id)

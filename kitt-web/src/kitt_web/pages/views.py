@@ -14,12 +14,14 @@ number the API would not:
 from __future__ import annotations
 
 import json
+import re
 from urllib.parse import urlencode
 
 from aiohttp import web
 
 import kitt
 from kitt_web import keys
+from kitt_web.api import admin as admin_api
 from kitt_web.api import models as models_api
 from kitt_web.api import runs as runs_api
 from kitt_web.api.params import FILTER_FIELDS, one
@@ -69,10 +71,28 @@ async def runs(request: web.Request) -> web.Response:
                 export_query=export, sorts=runs_api.SORTS)
 
 
-def run_view(karr, run_id: str) -> dict | None:
+def stored_run(karr, run_id: str) -> kitt.Run | None:
+    """The run with exactly this id (a page's permalink never means a prefix), or None."""
     if not karr.store.count_runs(kitt.RunFilter(ids=(run_id,))):
         return None
-    run = karr.store.get_run(run_id)
+    return karr.store.get_run(run_id)
+
+
+async def run_or_404(request: web.Request, build):
+    """`build(run)` in a store thread for the run the path names; 404 when there is none."""
+    run_id = runs_api.run_id_of(request)
+
+    def call(karr):
+        run = stored_run(karr, run_id)
+        return None if run is None else (build(karr, run),)
+
+    found = await request.app[keys.THREADS].run(call)
+    if found is None:
+        raise not_found(f"run {run_id!r}", "pick a run on the runs page")
+    return found[0]
+
+
+def run_view(karr, run: kitt.Run) -> dict:
     return {"run": run, "plots": kitt.plot_data([run]),
             "comparison": kitt.compare_stored(karr.store, [run.id]).to_dict()}
 
@@ -80,10 +100,7 @@ def run_view(karr, run_id: str) -> dict | None:
 @routes.get("/runs/{run_id}")
 @access("viewer", public=True)
 async def run_page(request: web.Request) -> web.Response:
-    run_id = runs_api.run_id_of(request)
-    found = await request.app[keys.THREADS].run(run_view, run_id)
-    if found is None:
-        raise not_found(f"run {run_id!r}", "pick a run on the runs page")
+    found = await run_or_404(request, run_view)
     run = found["run"]
     items = [(result.name, item) for result in run.results for item in result.items]
     rows = found["comparison"]["rows"]
@@ -136,16 +153,7 @@ def hardware_lines(hardware) -> list[tuple[str, str]]:
 @access("viewer", public=True)
 async def run_report(request: web.Request) -> web.Response:
     """The run's self-contained report, drawn on demand (as `kitt report` would)."""
-    run_id = runs_api.run_id_of(request)
-
-    def render(karr):
-        if not karr.store.count_runs(kitt.RunFilter(ids=(run_id,))):
-            return None
-        return kitt.render_report([karr.store.get_run(run_id)])
-
-    html = await request.app[keys.THREADS].run(render)
-    if html is None:
-        raise not_found(f"run {run_id!r}")
+    html = await run_or_404(request, lambda karr, run: kitt.render_report([run]))
     # report.html carries its own inline style and SVG: it is sandboxed, scripts off.
     return web.Response(text=html, content_type="text/html", headers={
         "Content-Security-Policy": "default-src 'none'; style-src 'unsafe-inline'; "
@@ -158,20 +166,16 @@ async def run_samples(request: web.Request) -> web.Response:
     """Every request sample of the run, one JSON object per line, with its benchmark."""
     run_id = runs_api.run_id_of(request)
 
-    def samples(karr):
-        if not karr.store.count_runs(kitt.RunFilter(ids=(run_id,))):
-            return None
-        run = karr.store.get_run(run_id)
+    def samples(karr, run):
         return "".join(
             json.dumps({"benchmark": r.name, "run_number": r.run_number,
                         **kitt.unstructure(s)}, allow_nan=False) + "\n"
             for r in run.results for s in r.requests)
 
-    text = await request.app[keys.THREADS].run(samples)
-    if text is None:
-        raise not_found(f"run {run_id!r}")
+    text = await run_or_404(request, samples)
+    safe = re.sub(r"[^A-Za-z0-9._-]", "_", run_id)[:40]  # a run id is data, not a header
     return web.Response(text=text, content_type="application/x-ndjson", headers={
-        "Content-Disposition": f'attachment; filename="{run_id[:40]}-samples.jsonl"'})
+        "Content-Disposition": f'attachment; filename="{safe}-samples.jsonl"'})
 
 
 def _picked(request: web.Request) -> list[str]:
@@ -306,12 +310,6 @@ async def token_create(request: web.Request) -> web.Response:
 @access("admin")
 async def token_revoke(request: web.Request) -> web.Response:
     token_id = request.match_info["token_id"]
-
-    def revoke(karr):
-        if tokens.get(karr.db, token_id) is None:
-            raise not_found(f"token {token_id!r}")
-        tokens.revoke(karr.db, token_id)
-
-    await request.app[keys.THREADS].run(revoke)
+    await request.app[keys.THREADS].run(admin_api.revoke_or_404, token_id)
     return web.Response(status=303, headers={"Location": "/tokens"})
 
