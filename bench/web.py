@@ -39,6 +39,7 @@ VIEWS = {
     "api: a date range": "/api/v1/runs?since=2025-03-01&until=2025-04-01",
     "page: /runs": "/runs",
     "page: /runs one model, by model": "/runs?model=model-3&sort=model",
+    "page: /runs a metric bound": "/runs?metric=throughput:throughput_m0:110:",
 }
 
 

@@ -15,6 +15,7 @@ Tables (see docs/storage.md):
   item_records     per-item quality records (compact: no prompt/output/target text,
                    those stay in the raw document)
   metrics.direction (v4) the direction the producing benchmark stated
+  metrics_bound    (v5) an index answering metric bounds (RunFilter.metrics)
   metric_totals    (v3) running statistics of every metric per group of runs, kept in
                    step with `metrics` by every write, so `aggregate` reads a few rows
                    per group instead of every value
@@ -219,9 +220,16 @@ _V4: list[Step] = [
     "ALTER TABLE metrics ADD COLUMN direction {text}",
 ]
 
+_V5: list[Step] = [
+    # Runs with a metric within bounds (`RunFilter.metrics`: the dashboard's and the API's
+    # metric filter) are one range scan of this index, not a probe per run: 3 ms instead
+    # of 90 for a count over 100,000 SQLite runs (bench/web.py).
+    "CREATE INDEX metrics_bound ON metrics (benchmark, name, value, run_id)",
+]
+
 MIGRATIONS: dict[str, list[list[Step]]] = {
-    "sqlite": [_V1, _V2, _V3, _V4],
-    "postgresql": [_V1 + _V1_POSTGRESQL, _V2, _V3, _V4],
+    "sqlite": [_V1, _V2, _V3, _V4, _V5],
+    "postgresql": [_V1 + _V1_POSTGRESQL, _V2, _V3, _V4, _V5],
 }
 """MIGRATIONS[dialect][v - 1] takes a database from version v - 1 to version v."""
 
