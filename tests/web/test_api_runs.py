@@ -61,7 +61,7 @@ async def test_pages_cover_every_run_once_in_any_sort(client, seeded):
 
 
 @pytest.mark.parametrize(("query", "field"), [
-    ("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"),
+    ("limit=0", "limit"), ("limit=501", "limit"), ("limit=ten", "limit"), ("limit=", "limit"),
     ("sort=passed", "sort"), ("since=yesterday", "since"),
     ("since=2026-02-01&until=2026-01-01", "until"), ("metric=throughput", "metric"),
     ("metric=throughput:m0:5:1", "metric"), ("metric=throughput:m0:x:", "metric"),

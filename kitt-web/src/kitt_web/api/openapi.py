@@ -22,11 +22,12 @@ def document() -> dict:
 
     doc = YAML(typ="safe").load(SOURCE.read_text(encoding="utf-8"))
     for parameter in _query_parameters(doc):
-        # An empty value means "not given" (what a blank form field sends): say so once
-        # here rather than beside every parameter in the YAML.
+        # An empty value means "not given" (what a blank form field sends). Strings admit
+        # it already; choices say so here rather than beside every one in the YAML.
+        # Numbers do not: an empty `limit` is a 400.
         schema = parameter["schema"]
-        if schema.get("type") != "array":
-            parameter["schema"] = {"anyOf": [schema, {"const": ""}]}
+        if "enum" in schema and "" not in schema["enum"]:
+            schema["enum"] = [*schema["enum"], ""]
     return doc
 
 

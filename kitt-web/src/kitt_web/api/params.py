@@ -30,6 +30,9 @@ def one(request: web.Request, name: str, default: str | None = None) -> str | No
 
 
 def integer(request: web.Request, name: str, default: int, low: int, high: int) -> int:
+    if "" in request.query.getall(name, []):
+        raise bad_request(name, "is empty", f"give a number from {low} to {high}, or leave "
+                                            "it out")
     text = one(request, name)
     if text is None:
         return default
