@@ -185,14 +185,9 @@ async def identify(request: web.Request) -> Actor:
     threads = request.app[keys.THREADS]
     secret = bearer_of(request)
     if secret is not None:
-        token = await threads.run(lambda karr: tokens.find(karr.db, secret))
-        if token is None:
-            def known(karr):
-                rows = karr.db.query("SELECT id FROM web_tokens WHERE digest = ?",
-                                     (tokens.digest(secret),))
-                return tokens.get(karr.db, rows[0][0]) if rows else None
-
-            message, hint = explain_bad_token(await threads.run(known))
+        token = await threads.run(lambda karr: tokens.by_secret(karr.db, secret))
+        if token is None or token.state() != "active":
+            message, hint = explain_bad_token(token)
             raise ApiError(401, "unauthorized", message, hint,
                            {"WWW-Authenticate": 'Bearer realm="kitt", error="invalid_token"'})
         await threads.run(lambda karr: tokens.touch(karr.db, token.id))

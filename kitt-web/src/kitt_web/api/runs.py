@@ -261,18 +261,23 @@ async def leaderboard(request: web.Request) -> web.Response:
         if not value:
             raise bad_request(name, "missing")
     where = kitt.RunFilter(fingerprint=fingerprint, status=one(request, "status") or None)
-
-    def board(karr):
-        rows = [row for row in karr.store.aggregate(where, ("model", "engine"))
-                if row.benchmark == benchmark and row.metric == metric]
-        directions = kitt.trend(karr.store, where, benchmark, metric, limit=20).direction
-        return rows, directions
-
-    rows, direction = await request.app[keys.THREADS].run(board)
-    rows.sort(key=lambda row: row.mean, reverse=direction != "lower")
+    rows, direction = await request.app[keys.THREADS].run(
+        leaderboard_rows, where, benchmark, metric)
     return json_response({"fingerprint": fingerprint, "benchmark": benchmark,
                           "metric": metric, "direction": direction,
                           "rows": kitt.unstructure(rows)})
+
+
+def leaderboard_rows(karr, where: kitt.RunFilter, benchmark: str, metric: str,
+                     direction: str | None = None) -> tuple[list, str]:
+    """(model and engine groups best first, the direction that ranked them). Without
+    `direction`, the one the newest runs state, as a trend judges it."""
+    rows = [row for row in karr.store.aggregate(where, ("model", "engine"))
+            if row.benchmark == benchmark and row.metric == metric]
+    if direction is None:
+        direction = kitt.trend(karr.store, where, benchmark, metric, limit=20).direction
+    rows.sort(key=lambda row: row.mean, reverse=direction != "lower")
+    return rows, direction
 
 
 @routes.post("/api/v1/runs-delete")

@@ -206,19 +206,16 @@ async def compare(request: web.Request) -> web.Response:
 
 
 def trends_data(karr, where, benchmark, metric, fingerprint) -> dict:
-    names = sorted({(row.benchmark, row.metric) for row in karr.store.aggregate(
-        kitt.RunFilter(), ("fingerprint",))})
-    fingerprints = sorted({row.group["fingerprint"] for row in karr.store.aggregate(
-        kitt.RunFilter(), ("fingerprint",))})
-    out = {"names": names, "fingerprints": fingerprints, "trend": None, "board": None}
+    every = karr.store.aggregate(kitt.RunFilter(), ("fingerprint",))
+    out = {"names": sorted({(row.benchmark, row.metric) for row in every}),
+           "fingerprints": sorted({row.group["fingerprint"] for row in every}),
+           "trend": None, "board": None}
     if benchmark and metric:
         out["trend"] = kitt.trend(karr.store, where, benchmark, metric).to_dict()
         if fingerprint:
-            rows = [row for row in karr.store.aggregate(kitt.RunFilter(fingerprint=fingerprint),
-                                                        ("model", "engine"))
-                    if row.benchmark == benchmark and row.metric == metric]
-            rows.sort(key=lambda r: r.mean, reverse=out["trend"]["direction"] != "lower")
-            out["board"] = rows
+            out["board"], _ = runs_api.leaderboard_rows(
+                karr, kitt.RunFilter(fingerprint=fingerprint), benchmark, metric,
+                out["trend"]["direction"])
     return out
 
 

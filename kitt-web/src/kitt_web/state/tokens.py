@@ -109,16 +109,19 @@ def _token(row: Sequence) -> Token:
     return Token(*row)
 
 
-def find(db: kitt.Database, secret: str) -> Token | None:
-    """The active token whose secret this is, or None (unknown, expired, revoked)."""
+def by_secret(db: kitt.Database, secret: str) -> Token | None:
+    """The token whose secret this is, in any state, or None."""
     if not secret:
         return None
     rows = db.query(f"SELECT {', '.join(_COLUMNS)} FROM web_tokens WHERE digest = ?",
                     (digest(secret),))
-    if not rows:
-        return None
-    token = _token(rows[0])
-    return token if token.state() == "active" else None
+    return _token(rows[0]) if rows else None
+
+
+def find(db: kitt.Database, secret: str) -> Token | None:
+    """The active token whose secret this is, or None (unknown, expired, revoked)."""
+    token = by_secret(db, secret)
+    return token if token is not None and token.state() == "active" else None
 
 
 def touch(db: kitt.Database, token_id: str, now: float | None = None) -> None:
