@@ -58,13 +58,13 @@ class Trend:
 def trend(store: Store, where: RunFilter, benchmark: str, metric: str, *,
           limit: int = MAX_POINTS, thresholds: Thresholds | None = None) -> Trend:
     """`metric` of `benchmark` (a comparison label: the name, or `name [k=v]` for one of
-    several parameter sets) in the newest `limit` matching runs that report it."""
+    several parameter sets) over the newest `limit` matching runs; those that do not report
+    it are left out."""
     thresholds = thresholds or Thresholds()
     summaries = store.list_runs(where, limit=limit)[::-1]
     stored = store.comparison_values([s.id for s in summaries]) if summaries else []
     found: list[tuple[RunInfo, Stats, str | None]] = []
     unit = None
-    direction = None
     for entry in stored:
         for (label, name, metric_unit), values in metric_values(entry.results).items():
             if label == benchmark and name == metric and values.values:
@@ -79,6 +79,5 @@ def trend(store: Store, where: RunFilter, benchmark: str, metric: str, *,
         cell = Cell(stats) if previous is None else judge(previous, stats, threshold)
         points.append(TrendPoint(info, cell))
         previous = stats
-    direction = threshold.direction
-    return Trend(benchmark, metric, unit, direction, threshold.warn_pct,
+    return Trend(benchmark, metric, unit, threshold.direction, threshold.warn_pct,
                  threshold.critical_pct, tuple(points))
