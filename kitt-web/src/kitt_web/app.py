@@ -14,6 +14,7 @@ from aiohttp.abc import AbstractAccessLogger
 from kitt_web import keys
 from kitt_web.auth import LoginLimiter, actor_of, auth_middleware
 from kitt_web.config import WebConfig
+from kitt_web.dispatch import fleet_ctx
 from kitt_web.errors import errors_middleware
 from kitt_web.storethreads import StoreThreads
 
@@ -74,6 +75,7 @@ def make_app(config: WebConfig) -> web.Application:
     app[keys.CONFIG] = config
     app[keys.LIMITER] = LoginLimiter(config.login_attempts, config.login_window_s)
     app.cleanup_ctx.append(_store_threads)
+    app.cleanup_ctx.append(fleet_ctx)  # after the threads: the reaper uses them
     api.setup(app)
     pages.setup(app)
     return app

@@ -8,6 +8,7 @@ login set; anything else is anonymous. Every route declares what it needs with `
     viewer    read; with `--public-read`, anonymous readers too where `public=True`
     operator  also launches tests and campaigns
     admin     also settings, tokens and agents
+    agent     the agent protocol: only an agent's own token, for its own id in the path
 
 A session's state-changing requests carry its CSRF token (`X-CSRF-Token` header, or the
 `csrf_token` form field) and, when the browser sends one, a same-origin `Origin`.
@@ -29,7 +30,7 @@ from kitt_web.errors import ApiError, error_response, is_api
 from kitt_web.state import sessions, tokens
 
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
-LEVELS = ("open", *tokens.ROLES)
+LEVELS = ("open", *tokens.ROLES, "agent")
 
 
 @attrs.frozen
@@ -50,7 +51,9 @@ class Actor:
     def allows(self, role: str) -> bool:
         if role == "open":
             return True
-        return self.role is not None and tokens.ROLES.index(self.role) >= tokens.ROLES.index(role)
+        if role == "agent" or self.role not in tokens.ROLES:
+            return False  # agents and people never share routes
+        return tokens.ROLES.index(self.role) >= tokens.ROLES.index(role)
 
 
 ANONYMOUS = Actor(None)
@@ -218,8 +221,31 @@ async def auth_middleware(request: web.Request, handler) -> web.StreamResponse:
     return response
 
 
+async def identify_agent(request: web.Request) -> Actor:
+    """The agent calling an agent route: its token must be the one of the agent the path
+    names. An unknown agent is a 404 (the server lost it: re-enroll); a wrong, revoked or
+    removed one a 401."""
+    from kitt_web.state import agents
+
+    agent_id, secret = request.match_info["agent_id"], bearer_of(request)
+    try:
+        agent, stale = await request.app[keys.THREADS].run(
+            lambda karr: agents.authenticate(karr.db, agent_id, secret))
+    except agents.Refused as refused:
+        status = 404 if refused.code == "unknown_agent" else 401
+        raise ApiError(status, refused.code, refused.message, refused.hint,
+                       {} if status == 404 else
+                       {"WWW-Authenticate": 'Bearer realm="kitt", error="invalid_token"'}
+                       ) from None
+    request[keys.AGENT] = (agent, stale)
+    return Actor("agent", agent.name, agent.id, "agent")
+
+
 async def _authorized(request: web.Request, handler) -> web.StreamResponse:
     rule = rule_of(request)
+    if rule.role == "agent":
+        request[keys.ACTOR] = await identify_agent(request)
+        return await handler(request)
     actor = await identify(request)
     request[keys.ACTOR] = actor
     config = request.app[keys.CONFIG]

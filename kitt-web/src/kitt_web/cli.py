@@ -36,8 +36,21 @@ def _store_option(fn):
 @click.option("--public-read", is_flag=True,
               help="Let anyone read runs and the catalogue without a token (never tokens, "
                    "settings or agents).")
+@click.option("--open-enrollment", is_flag=True,
+              help="Let agents register without an enrollment token; each waits, pending, "
+                   "until an admin approves it.")
+@click.option("--agent-heartbeat", type=click.FloatRange(1, 3600), default=15.0,
+              show_default=True, metavar="SECONDS", help="Agents' heartbeat interval.")
+@click.option("--agent-lost-after", type=click.FloatRange(2, 86400), default=180.0,
+              show_default=True, metavar="SECONDS",
+              help="An agent silent this long is lost, with the job it held.")
+@click.option("--cancel-grace", type=click.FloatRange(1, 3600), default=60.0,
+              show_default=True, metavar="SECONDS",
+              help="A cancel a silent agent has not confirmed in this long is finalised "
+                   "by the server.")
 @click.pass_context
-def web(ctx, host, port, store_url, tls_cert, tls_key, tls_san, insecure, public_read):
+def web(ctx, host, port, store_url, tls_cert, tls_key, tls_san, insecure, public_read,
+        open_enrollment, agent_heartbeat, agent_lost_after, cancel_grace):
     """The dashboard and REST API over KARR (HTTPS by default; docs/web.md)."""
     ctx.ensure_object(dict)
     ctx.obj["store_url"] = store_url
@@ -45,8 +58,13 @@ def web(ctx, host, port, store_url, tls_cert, tls_key, tls_san, insecure, public
         return
     from kitt_web.serve import serve
 
+    if agent_lost_after <= agent_heartbeat:
+        raise click.BadParameter("must be longer than --agent-heartbeat",
+                                 param_hint="--agent-lost-after")
     serve(host=host, port=port, store_url=store_url, tls_cert=tls_cert, tls_key=tls_key,
-          tls_sans=tls_san, insecure=insecure, public_read=public_read)
+          tls_sans=tls_san, insecure=insecure, public_read=public_read,
+          open_enrollment=open_enrollment, agent_heartbeat_s=agent_heartbeat,
+          agent_lost_after_s=agent_lost_after, cancel_grace_s=cancel_grace)
 
 
 def _state(ctx, store_url):
@@ -146,3 +164,39 @@ def token_revoke(ctx, token, store_url):
     if found.id == tokens.ENV_TOKEN_ID:
         click.echo("note: KITT_AUTH_TOKEN is re-enabled on the next `kitt web` start while "
                    "it is still set; unset it there.", err=True)
+
+
+@web.command(name="enroll")
+@click.argument("name", default="agents")
+@click.option("--uses", type=click.IntRange(1, 1000), default=1, show_default=True,
+              help="How many agents the token may enroll.")
+@click.option("--expires", default="24h", show_default=True, metavar="DURATION",
+              help="e.g. 1h, 24h, 7d.")
+@click.option("--server", metavar="URL", default=None,
+              help="The URL agents reach this server at, for the printed command "
+                   "(default: https://HOSTNAME:8080).")
+@_store_option
+@click.pass_context
+def enroll(ctx, name, uses, expires, server, store_url):
+    """An enrollment token for agents (shown once), and the command to run on each GPU
+    host with it."""
+    import shlex
+    import socket
+
+    from kitt_web.state import agents, tokens
+    from kitt_web.tls import spki_sha256, tls_dir
+
+    seconds = tokens.parse_duration(expires)
+    store, db = _state(ctx, store_url)
+    with store:
+        enrollment, secret = agents.create_enrollment(
+            db, name, uses=uses, expires_in=seconds, created_by=f"cli:{_user()}")
+    server = (server or f"https://{socket.getfqdn()}:8080").rstrip("/")
+    parts = ["kitt-agent", "init", "--server", server]
+    cert = tls_dir() / "server.pem"
+    if server.startswith("https://") and cert.exists():
+        parts += ["--pin", f"sha256//{spki_sha256(cert)}"]
+    click.echo(f"enrollment token {enrollment.id} ({uses} use(s), expires "
+               f"{_when(enrollment.expires_at)}). On each GPU host, run:")
+    click.echo(f"  KITT_ENROLL_TOKEN={shlex.quote(secret)} {shlex.join(parts)}")
+    click.echo("It is shown once and stored only as a hash.", err=True)

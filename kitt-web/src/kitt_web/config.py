@@ -28,6 +28,16 @@ class WebConfig:
     login_window_s: float = 300.0
     session_idle_s: float = 12 * 3600.0
     session_absolute_s: float = 7 * 86400.0
+    open_enrollment: bool = False
+    """Agents may register without an enrollment token; they wait, pending, for an admin."""
+    agent_heartbeat_s: float = 15.0
+    """The interval agents are told to heartbeat at (each jitters it by up to 20%)."""
+    agent_lost_after_s: float = 180.0
+    """An agent silent this long is lost, and so are the jobs it held."""
+    cancel_grace_s: float = 60.0
+    """A cancel its silent agent has not confirmed in this long is finalised here."""
+    claim_wait_s: float = 25.0
+    """How long an agent's claim waits for a job before answering 204 (long poll)."""
 
     @property
     def secure(self) -> bool:

@@ -13,8 +13,12 @@ CONFIG = web.AppKey("config", "WebConfig")
 THREADS = web.AppKey("threads", "StoreThreads")
 LIMITER = web.AppKey("limiter", "LoginLimiter")
 TEMPLATES = web.AppKey("templates", object)
+NOTIFIER = web.AppKey("notifier", "Notifier")
+STARTED_AT = web.AppKey("started_at", float)
 
 # Request keys: typed where this aiohttp has them (3.12+), names otherwise.
 _RequestKey = getattr(web, "RequestKey", None)
 ACTOR = _RequestKey("actor", object) if _RequestKey else "kitt_web.actor"
 STALE_SESSION = _RequestKey("stale_session", bool) if _RequestKey else "kitt_web.stale_session"
+AGENT = _RequestKey("agent", object) if _RequestKey else "kitt_web.agent"
+"""(Agent, stale): the agent an agent route serves, and whether it used its old token."""

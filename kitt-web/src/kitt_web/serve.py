@@ -58,7 +58,8 @@ def tls_files(tls_cert: str | None, tls_key: str | None, sans: Sequence[str],
 
 def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
           tls_key: str | None, tls_sans: Sequence[str], insecure: bool,
-          public_read: bool) -> None:
+          public_read: bool, open_enrollment: bool = False, agent_heartbeat_s: float = 15.0,
+          agent_lost_after_s: float = 180.0, cancel_grace_s: float = 60.0) -> None:
     from kitt_web.tls import fingerprint, server_context
 
     url, shown_url = _resolve(store_url)
@@ -67,7 +68,10 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
     env_token = os.environ.get("KITT_AUTH_TOKEN") or None
     first_admin = prepare_state(url, env_token)
     config = WebConfig(store_url=url, host=host, port=port, tls=files,
-                       public_read=public_read, env_token=env_token)
+                       public_read=public_read, env_token=env_token,
+                       open_enrollment=open_enrollment, agent_heartbeat_s=agent_heartbeat_s,
+                       agent_lost_after_s=agent_lost_after_s,
+                       cancel_grace_s=cancel_grace_s)
 
     def announce() -> None:
         shown = f"[{host}]" if ":" in host else host
@@ -80,6 +84,13 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
             say(f"kitt web: CA SHA-256 fingerprint {fingerprint(files.ca)}")
         else:
             say(f"kitt web: TLS certificate {files.cert} (SHA-256 {fingerprint(files.cert)})")
+        if files is not None:
+            from kitt_web.tls import spki_sha256
+
+            say(f"kitt web: agents pin sha256//{spki_sha256(files.cert)}")
+        if open_enrollment:
+            say("kitt web: --open-enrollment: agents may register without a token; they "
+                "wait, pending, for an admin's approval")
         if public_read:
             say("kitt web: --public-read: runs and the catalogue are readable without a token")
         if first_admin:

@@ -169,7 +169,13 @@ def ensure_local_tls(extra_sans: Iterable[str] = (), folder: Path | None = None)
         normalized = {str(ipaddress.ip_address(n)) if _is_ip(n) else n for n in wanted}
         if fresh and signed_by_ca and normalized <= _server_sans(cert):
             return TlsFiles(cert_path, key_path, folder / "ca.pem")
-    key = _new_key()
+    # A re-issue (a new name, renewal) keeps the server's key: agents and curl pin it.
+    if key_path.exists():
+        from cryptography.hazmat.primitives import serialization
+
+        key = serialization.load_pem_private_key(key_path.read_bytes(), None)
+    else:
+        key = _new_key()
     cert = (x509.CertificateBuilder().subject_name(_name(wanted[0]))
             .issuer_name(ca_cert.subject).public_key(key.public_key())
             .serial_number(x509.random_serial_number())

@@ -5,11 +5,22 @@ from __future__ import annotations
 
 from aiohttp import web
 
-from kitt_web.api import admin, catalogue, meta, models, openapi, runs
+from kitt_web.api import (
+    admin,
+    agent_protocol,
+    agents,
+    catalogue,
+    jobs,
+    meta,
+    models,
+    openapi,
+    runs,
+)
 
 PREFIX = "/api/v1"
 
 
 def setup(app: web.Application) -> None:
-    for module in (meta, runs, catalogue, models, admin, openapi):
+    for module in (meta, runs, catalogue, models, admin, agents, jobs, agent_protocol,
+                   openapi):
         app.router.add_routes(module.routes)

@@ -1,0 +1,74 @@
+"""What moves jobs along inside one server: wake-ups for agents waiting on a claim and
+for browsers following a log, and the reaper that ends the jobs of silent agents.
+
+Wake-ups are in-process (one `kitt web` serves a queue); a waiter also re-reads the
+database when its wait times out, so a missed wake-up costs at most one poll.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import AsyncIterator
+
+from aiohttp import web
+
+from kitt_web import keys
+
+log = logging.getLogger("kitt.web.dispatch")
+
+
+class Notifier:
+    """`await wait(topic, timeout)` returns when `notify(topic)` is called (True) or the
+    timeout passes (False). Topics: "queue", "job:<id>" (state or log changed)."""
+
+    def __init__(self) -> None:
+        self._events: dict[str, asyncio.Event] = {}
+
+    def notify(self, topic: str) -> None:
+        event = self._events.pop(topic, None)
+        if event is not None:
+            event.set()
+
+    async def wait(self, topic: str, timeout: float) -> bool:
+        event = self._events.setdefault(topic, asyncio.Event())
+        try:
+            await asyncio.wait_for(event.wait(), timeout)
+            return True
+        except asyncio.TimeoutError:
+            return False
+
+
+async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
+    """cleanup_ctx: the notifier, the server's start time (silence is counted from it:
+    after a restart every agent gets a fresh grace period) and the reaper task."""
+    app[keys.NOTIFIER] = Notifier()
+    app[keys.STARTED_AT] = time.time()
+    task = asyncio.create_task(_reaper(app))
+    try:
+        yield
+    finally:
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+
+
+async def _reaper(app: web.Application) -> None:
+    from kitt_web.state import jobs
+
+    config = app[keys.CONFIG]
+    every = max(0.5, min(config.agent_heartbeat_s, 10.0))
+    while True:
+        await asyncio.sleep(every)
+        try:
+            ended = await app[keys.THREADS].run(lambda karr: jobs.reap(
+                karr.db, lost_after_s=config.agent_lost_after_s,
+                cancel_grace_s=config.cancel_grace_s, grace_from=app[keys.STARTED_AT]))
+        except Exception:  # the store is down: try again next round
+            log.warning("the reaper could not reach the store", exc_info=True)
+            continue
+        for job_id in ended:
+            log.info("job %s ended by the reaper", job_id)
+            app[keys.NOTIFIER].notify(f"job:{job_id}")
