@@ -17,6 +17,8 @@ from kitt_web.api.openapi import document
 
 pytestmark = pytest.mark.slow
 ROLES = ("open", "viewer", "operator", "admin")
+# Agent routes take an agent's own token only: every person's token is refused there
+# (401; 404 names an agent id the server does not know, as after a database reset).
 
 
 @pytest.fixture(scope="module")
@@ -83,5 +85,9 @@ def test_without_a_token_only_health_answers(server, case):
 def test_a_viewer_is_refused_what_needs_more(server, case):
     response = case.call(base_url=server["base"], headers=server["seeded"].auth("viewer"))
     assert response.status_code < 500
-    if documented_method(case) and ROLES.index(needed(case)) > ROLES.index("viewer"):
+    if not documented_method(case):
+        return
+    if needed(case) == "agent":
+        assert response.status_code in (401, 404), (case.method, case.formatted_path)
+    elif ROLES.index(needed(case)) > ROLES.index("viewer"):
         assert response.status_code == 403, (case.method, case.formatted_path)

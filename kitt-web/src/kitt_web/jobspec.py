@@ -29,12 +29,13 @@ _SUITE_FIELD = re.compile(r"^.*?job-suite\.yaml(?::\d+)?:(?: field '([^']*)':)? 
 def check(kind: str, spec: Any, agent: Any | None) -> dict[str, Any]:
     """The normalised spec of a job of `kind`; `agent` (kitt_web.state.agents.Agent, or
     None for any agent) is checked against what it last reported."""
-    if not isinstance(spec, dict):
-        raise bad_request("spec", "must be an object")
-    checker = {"run": _run, "cleanup_storage": _cleanup, "engine_setup": _engine_setup}.get(kind)
+    checkers = {"run": _run, "cleanup_storage": _cleanup, "engine_setup": _engine_setup}
+    checker = checkers.get(kind) if isinstance(kind, str) else None
     if checker is None:
         raise bad_request("kind", f"unknown job kind {kind!r}",
                           "kinds: run, cleanup_storage, engine_setup")
+    if not isinstance(spec, dict):
+        raise bad_request("spec", "must be an object")
     return checker(spec, agent)
 
 

@@ -238,13 +238,16 @@ def authenticate(db: kitt.Database, agent_id: str, secret: str | None,
     rotation reply it never got). Refused says why not; `unknown_agent` means the server
     has no such agent (removed for good, or its database was reset): re-enroll."""
     now = now or time.time()
+    if not secret:
+        raise Refused("unauthorized", "this call needs the agent's token",
+                      "send `Authorization: Bearer kagt_...` (from agent.yaml)")
     rows = db.query("SELECT token_digest, previous_digest, previous_until, state FROM "
                     "web_agents WHERE id = ?", (agent_id,))
     if not rows:
         raise Refused("unknown_agent", f"this server has no agent {agent_id}",
                       "enroll again: kitt-agent init --server URL (the spool is kept)")
     current, previous, until, state = rows[0]
-    given = digest(secret) if secret else ""
+    given = digest(secret)
     stale = previous is not None and until is not None and until > now and given == previous
     if given != current and not stale:
         raise Refused("bad_token", f"wrong token for agent {agent_id}",
