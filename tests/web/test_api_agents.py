@@ -281,7 +281,7 @@ async def test_cancel_reaches_the_agent_in_its_heartbeat(client, seeded):
     assert (await done.json())["job"]["state"] == "cancelled"
     assert (await client.post(f"/api/v1/jobs/{job_id}/cancel",
                               headers=seeded.auth("operator"))).status == 200  # no-op
-    _, body = await submit(client, seeded, agent_id, RUN)
+    await submit(client, seeded, agent_id, RUN)
     second = await claim(client, agent_id, token)
     await client.post(f"/api/v1/agents/{agent_id}/jobs/{second['id']}/state",
                       json={"state": "succeeded"}, headers=bearer(token))

@@ -44,7 +44,7 @@ def test_an_enrollment_token_admits_as_many_agents_as_it_allows(db):
 
 
 def test_expired_revoked_and_unknown_enrollment_tokens_are_refused(db):
-    expired, old = agents.create_enrollment(db, "old", expires_in=0.001)
+    _, old = agents.create_enrollment(db, "old", expires_in=0.001)
     revoked, gone = agents.create_enrollment(db, "gone")
     agents.revoke_enrollment(db, revoked.id)
     time.sleep(0.01)
@@ -59,7 +59,7 @@ def test_without_a_token_only_open_enrollment_admits_and_then_as_pending(db):
         agents.register(db, enrollment_secret=None, open_enrollment=False, name="n",
                         hostname="n", address=None, version=None, hardware=None)
     assert refused.value.code == "enrollment_required"
-    agent, token = agents.register(db, enrollment_secret=None, open_enrollment=True,
+    agent, _ = agents.register(db, enrollment_secret=None, open_enrollment=True,
                                    name="n", hostname="n", address=None, version=None,
                                    hardware=None)
     assert agent.state == "pending"

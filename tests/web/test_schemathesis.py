@@ -76,6 +76,9 @@ def test_without_a_token_only_health_answers(server, case):
     assert response.status_code < 500
     if needed(case) == "open" or not documented_method(case):
         return
+    if needed(case) == "agent":  # schemathesis may send a made-up agent token
+        assert response.status_code in (401, 404), (case.method, case.formatted_path)
+        return
     assert response.status_code == 401, (case.method, case.formatted_path)
     assert response.json()["error"]["code"] == "unauthorized"
 

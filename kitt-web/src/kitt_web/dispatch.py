@@ -26,6 +26,15 @@ class Notifier:
 
     def __init__(self) -> None:
         self._events: dict[str, asyncio.Event] = {}
+        self.closed = False
+
+    def close(self) -> None:
+        """The server is shutting down: every waiter returns now, and every later wait at
+        once (long polls and event streams end instead of holding the shutdown up)."""
+        self.closed = True
+        for event in self._events.values():
+            event.set()
+        self._events.clear()
 
     def notify(self, topic: str) -> None:
         event = self._events.pop(topic, None)
@@ -33,6 +42,8 @@ class Notifier:
             event.set()
 
     async def wait(self, topic: str, timeout: float) -> bool:
+        if self.closed:
+            return True
         event = self._events.setdefault(topic, asyncio.Event())
         try:
             await asyncio.wait_for(event.wait(), timeout)
@@ -46,6 +57,7 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
     after a restart every agent gets a fresh grace period) and the reaper task."""
     app[keys.NOTIFIER] = Notifier()
     app[keys.STARTED_AT] = time.time()
+    app.on_shutdown.append(_close_waits)
     task = asyncio.create_task(_reaper(app))
     try:
         yield
@@ -53,6 +65,10 @@ async def fleet_ctx(app: web.Application) -> AsyncIterator[None]:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError):
             await task
+
+
+async def _close_waits(app: web.Application) -> None:
+    app[keys.NOTIFIER].close()
 
 
 async def _reaper(app: web.Application) -> None:

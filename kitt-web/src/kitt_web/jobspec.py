@@ -65,8 +65,8 @@ def _engine(name: str, agent: Any | None):
         raise bad_request("spec.engine", f"unknown engine {name!r}",
                           f"installed engines: {', '.join(sorted(engines)) or 'none'}")
     engine = engines[name]
-    if agent is not None:
-        reported = _inventory(agent).get("engines") or {}
+    reported = _inventory(agent).get("engines") if agent is not None else None
+    if reported is not None:  # before its first heartbeat the agent checks for itself
         found = reported.get(engine.name)
         if found is None:
             raise bad_request("spec.engine", f"agent {agent.name} has no {engine.name} engine",

@@ -129,7 +129,7 @@ async def claim(request: web.Request) -> web.Response:
             notifier.notify(f"job:{job.id}")
             return json_response({"job": job_dict(job, spec=True)})
         left = deadline - time.monotonic()
-        if left <= 0:
+        if left <= 0 or notifier.closed:
             return web.Response(status=204)
         await notifier.wait("queue", min(left, 5.0))
 

@@ -152,6 +152,8 @@ async def _follow(request: web.Request, job: jobs.Job) -> web.StreamResponse:
         if current.final and offset >= current.log_bytes:
             await response.write(f"id: {offset}\nevent: end\n{state}\n".encode())
             break
+        if notifier.closed:
+            break  # the server is stopping: the browser reconnects with Last-Event-ID
         if not await notifier.wait(f"job:{job.id}", 15.0):
             await response.write(b": keep-alive\n\n")
     await response.write_eof()
