@@ -139,7 +139,7 @@ def test_two_agents_racing_for_one_job_run_it_once(fleet):
 
 
 def test_a_job_the_agent_cannot_run_fails_with_its_reason(fleet):
-    agent = fleet.enroll("gpu-01").start()
+    fleet.enroll("gpu-01").start()
     # Queued for any agent (so only the server's checks apply), naming a model this
     # agent does not have: the agent refuses it, saying why.
     status, body = fleet.api("POST", "/api/v1/jobs", {"spec": {
@@ -164,7 +164,7 @@ def test_after_a_database_reset_the_agent_enrolls_again_as_pending(fleet, tmp_pa
 
     fleet.admin = TOKEN.search(said)[0]  # a fresh database: a new first admin
     agent.wait_for("enrolled again as")
-    status, body = fleet.api("GET", "/api/v1/agents")
+    _, body = fleet.api("GET", "/api/v1/agents")
     [listed] = body["agents"]
     assert listed["name"] == "gpu-01" and listed["status"] == "pending"
     assert listed["id"] == fleet.agent_id(agent) and agent.spool(job_id).exists()
