@@ -3,6 +3,7 @@ viewer < operator < admin; bad, expired and revoked tokens are refused with a re
 
 from __future__ import annotations
 
+import re
 import time
 from urllib.parse import parse_qs, urlsplit
 
@@ -15,7 +16,13 @@ from kitt_web.auth import Rule
 from kitt_web.config import WebConfig
 from kitt_web.state import open_state, tokens
 
-OPEN = {("GET", "/api/v1/health"), ("GET", "/login"), ("POST", "/login")}
+OPEN = {("GET", "/api/v1/health"), ("GET", "/login"), ("POST", "/login"),
+        # An agent enrolls with an enrollment token in the body, or lands pending.
+        ("POST", "/api/v1/agent/register")}
+
+
+EXAMPLES = {"run_id": "run-00001", "token_id": "kitt_nothing0", "action": "approve"}
+"""What each path parameter is filled with (any other: a name nothing has)."""
 
 
 def routes():
@@ -29,8 +36,9 @@ def routes():
         if route.method == "HEAD" or path is None or path.startswith("/static"):
             continue
         rule = getattr(route.handler, "kitt_rule", Rule())
-        found.append((route.method, path.replace("{run_id}", "run-00001")
-                      .replace("{token_id}", "kitt_nothing0"), rule))
+        found.append((route.method, re.sub(r"\{(\w+)(?::[^}]*)?\}",
+                                           lambda m: EXAMPLES.get(m[1], "nothing0"), path),
+                      rule))
     return found
 
 

@@ -9,7 +9,7 @@ from pathlib import Path
 
 from aiohttp import web
 
-from kitt_web.pages import login, render, views
+from kitt_web.pages import fleet, login, render, views
 
 STATIC = Path(__file__).parent.parent / "static"
 
@@ -18,4 +18,5 @@ def setup(app: web.Application) -> None:
     render.setup(app)
     app.router.add_routes(login.routes)
     app.router.add_routes(views.routes)
+    app.router.add_routes(fleet.routes)
     app.router.add_static("/static/", STATIC, name="static", append_version=True)

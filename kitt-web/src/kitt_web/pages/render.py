@@ -16,6 +16,8 @@ from kitt_web.auth import actor_of
 NAV = (("overview", "/", "Overview"), ("runs", "/runs", "Runs"),
        ("compare", "/compare", "Compare"), ("trends", "/trends", "Trends"),
        ("models", "/models", "Models"))
+FLEET_NAV = (("agents", "/agents", "Agents"), ("jobs", "/jobs", "Jobs"))
+"""Never public (--public-read opens runs, not the fleet)."""
 ADMIN_NAV = (("settings", "/settings", "Settings"), ("tokens", "/tokens", "Tokens"))
 
 
@@ -59,7 +61,8 @@ def page(request: web.Request, template: str, status: int = 200, **context: Any
     env: jinja2.Environment = request.app[keys.TEMPLATES]
     actor = actor_of(request)
     config = request.app[keys.CONFIG]
-    nav = NAV + (ADMIN_NAV if actor.allows("admin") else ())
+    nav = (NAV + (FLEET_NAV if actor.allows("viewer") else ())
+           + (ADMIN_NAV if actor.allows("admin") else ()))
     html = env.get_template(template).render(
         actor=actor, csrf=actor.csrf or "", nav=nav, path=request.path,
         public_read=config.public_read, kitt_version=kitt.__version__, **context)

@@ -93,7 +93,9 @@ async def run_or_404(request: web.Request, build):
 
 
 def run_view(karr, run: kitt.Run) -> dict:
-    return {"run": run, "plots": kitt.plot_data([run]),
+    from kitt_web.state import jobs
+
+    return {"run": run, "plots": kitt.plot_data([run]), "job": jobs.for_run(karr.db, run.id),
             "comparison": kitt.compare_stored(karr.store, [run.id]).to_dict()}
 
 
@@ -105,7 +107,7 @@ async def run_page(request: web.Request) -> web.Response:
     items = [(result.name, item) for result in run.results for item in result.items]
     rows = found["comparison"]["rows"]
     headline = _headline(rows)
-    return page(request, "run.html", run=run, rows=rows, headline=headline,
+    return page(request, "run.html", run=run, rows=rows, headline=headline, job=found["job"],
                 plots_json=json.dumps(found["plots"], allow_nan=False),
                 items=items[:ITEMS_SHOWN], items_total=len(items),
                 config_json=json.dumps(kitt.unstructure(run.config), indent=2),
