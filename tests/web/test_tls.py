@@ -42,11 +42,13 @@ def test_a_ca_and_a_server_certificate_are_made_once_with_private_keys(tmp_path)
 def test_a_new_name_reissues_the_server_certificate_from_the_same_ca(tmp_path):
     first = ensure_local_tls([], folder=tmp_path)
     ca_before, key_pin = fingerprint(first.ca), spki_sha256(first.ca)
-    cert_before = first.cert.read_bytes()
+    cert_before, agents_pin = first.cert.read_bytes(), spki_sha256(first.cert)
     second = ensure_local_tls(["gpu-box.lan"], folder=tmp_path)
     assert second.cert.read_bytes() != cert_before
     assert "gpu-box.lan" in sans(second.cert)
     assert fingerprint(second.ca) == ca_before and spki_sha256(second.ca) == key_pin
+    # The server's key stays: agents (and curl --pinnedpubkey) pin it.
+    assert spki_sha256(second.cert) == agents_pin
 
 
 @pytest.mark.parametrize("name", ["bad name", "a..b", "x" * 64 + ".com", "-;rm -rf /", ""])
