@@ -351,3 +351,21 @@ async def test_agents_are_not_public(seeded):
     async with web_client(seeded.url, public_read=True) as client:
         assert (await client.get("/api/v1/agents")).status == 401
         assert (await client.get("/api/v1/jobs")).status == 401
+
+
+async def test_a_person_submits_a_run_once_with_its_checksum(client, seeded):
+    document = kitt.to_json(make_run(88)).encode()
+    headers = {"Content-Type": "application/json",
+               "X-Content-SHA256": hashlib.sha256(document).hexdigest()}
+    viewer = await client.post("/api/v1/runs", data=document,
+                               headers={**headers, **seeded.auth("viewer")})
+    assert viewer.status == 403
+    first = await client.post("/api/v1/runs", data=document,
+                              headers={**headers, **seeded.auth("operator")})
+    assert first.status == 201 and (await first.json())["stored"] is True
+    again = await client.post("/api/v1/runs", data=document,
+                              headers={**headers, **seeded.auth("operator")})
+    assert again.status == 200 and (await again.json())["stored"] is False
+    damaged = await client.post("/api/v1/runs", data=document[:-1] + b" ",
+                                headers={**headers, **seeded.auth("operator")})
+    assert damaged.status == 400

@@ -221,6 +221,7 @@ class Agent:
             await self._supervise(leftover)
             self.current = None
         while not self.stopping.is_set():
+            asked = time.monotonic()
             try:
                 status, body = await self.client.call(
                     "POST", self.client.agent_path("claim"), params={"wait": "25"})
@@ -236,6 +237,9 @@ class Agent:
                     await asyncio.wait_for(self.stopping.wait(), 5)
                 continue
             if status != 200 or not body or self.stopping.is_set():
+                if time.monotonic() - asked < 1:  # a server that does not hold the poll
+                    with contextlib.suppress(asyncio.TimeoutError):
+                        await asyncio.wait_for(self.stopping.wait(), 1)
                 continue
             await self._execute(body["job"])
 

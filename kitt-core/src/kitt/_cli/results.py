@@ -34,6 +34,42 @@ def results():
 results.add_command(list_command, name="list")
 
 
+@results.command(name="submit")
+@store_option
+@click.argument("refs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--server", required=True, metavar="URL", help="The KITT server, https://HOST:PORT.")
+@click.option("--ca-file", default=None, metavar="FILE",
+              help="The server's CA (its KITT_HOME/web/tls/ca.pem), if the system's CAs do "
+                   "not vouch for it.")
+@json_option
+def submit_command(store_url, refs, server, ca_file, as_json):
+    """Upload RUNs (ids or unique prefixes in the store, or results folders) to a KITT
+    server's store. The token comes from KITT_SERVER_TOKEN (or `server_token:` in
+    KITT_HOME/config.yaml), never an argument. Sending a run twice stores it once."""
+    from kitt._storage.open import open_store
+    from kitt._storage.remote import server_token, submit
+    from kitt._storage.transfer import read_runs
+
+    if not server.startswith(("https://", "http://")):
+        raise BadInput(f"bad --server {server!r}", hint="give https://HOST:PORT")
+    token = server_token()
+    runs = []
+    for ref in refs:
+        if Path(ref).exists():
+            runs.extend(run for _, run in read_runs([ref]))
+        else:
+            with open_store(store_url, create=False) as store:
+                runs.append(store.get_run(ref))
+    sent = []
+    for run in runs:
+        stored = submit(run, server, token, ca_file)
+        sent.append({"run_id": run.id, "stored": stored})
+        if not as_json:
+            click.echo(f"run {run.id}: {'stored' if stored else 'already on the server'}")
+    if as_json:
+        print_json({"server": server, "runs": sent})
+
+
 @results.command(name="compare")
 @store_option
 @click.argument("refs", metavar="RUN RUN...", nargs=-1, required=True)

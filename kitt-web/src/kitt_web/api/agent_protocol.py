@@ -13,15 +13,13 @@ the path (`@access("agent")`).
 
 from __future__ import annotations
 
-import hashlib
 import time
 
 from aiohttp import web
 
-import kitt
-from kitt_web import keys
+from kitt_web import intake, keys
 from kitt_web.api.jobs import job_dict
-from kitt_web.api.params import integer, json_body, json_response
+from kitt_web.api.params import integer, json_body, json_response, read_body
 from kitt_web.auth import access
 from kitt_web.errors import ApiError, bad_request
 from kitt_web.state import agents, jobs
@@ -29,7 +27,7 @@ from kitt_web.state import agents, jobs
 routes = web.RouteTableDef()
 
 MAX_RESULT = 256 * 1024 * 1024
-"""A run document with every request sample of a long load test stays well under this."""
+"""As for a run submitted by a person (api/runs.py)."""
 MAX_LOG_CHUNK = 1024 * 1024
 
 
@@ -119,10 +117,11 @@ async def claim(request: web.Request) -> web.Response:
     agent, _ = _agent(request)
     config = request.app[keys.CONFIG]
     wait = integer(request, "wait", int(config.claim_wait_s), 0, 60)
-    if agent.state != "active":  # pending: wait for an admin, nothing to run
+    notifier = request.app[keys.NOTIFIER]
+    if agent.state != "active":  # pending: nothing to run; hold the poll, as for no job
+        await notifier.wait(f"agent:{agent.id}", wait)
         return web.Response(status=204)
     deadline = time.monotonic() + wait
-    notifier = request.app[keys.NOTIFIER]
     while True:
         job = await request.app[keys.THREADS].run(lambda karr: jobs.claim(karr.db, agent.id))
         if job is not None:
@@ -186,7 +185,7 @@ async def upload_log(request: web.Request) -> web.Response:
     offset = integer(request, "offset", -1, 0, 2**62)
     if offset < 0:
         raise bad_request("offset", "is required", "the chunk's first byte in the spool")
-    data = await _read_limited(request, MAX_LOG_CHUNK, "log chunk")
+    data = await read_body(request, MAX_LOG_CHUNK, "log chunk")
     try:
         held = await request.app[keys.THREADS].run(
             lambda karr: jobs.append_log(karr.db, job.id, offset, data))
@@ -199,18 +198,6 @@ async def upload_log(request: web.Request) -> web.Response:
     return json_response({"offset": held})
 
 
-async def _read_limited(request: web.Request, limit: int, what: str) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "too_large", f"the {what} is over {limit} bytes", "send less")
-    parts, size = [], 0
-    async for chunk in request.content.iter_chunked(256 * 1024):
-        size += len(chunk)
-        if size > limit:
-            raise ApiError(413, "too_large", f"the {what} is over {limit} bytes", "send less")
-        parts.append(chunk)
-    return b"".join(parts)
-
-
 @routes.put("/api/v1/agents/{agent_id}/jobs/{job_id}/result")
 @access("agent")
 async def upload_result(request: web.Request) -> web.Response:
@@ -219,33 +206,13 @@ async def upload_result(request: web.Request) -> web.Response:
     id is a 409."""
     agent, _ = _agent(request)
     job = await _held_job(request, agent)
-    expected = request.headers.get("X-Content-SHA256", "").lower()
-    if len(expected) != 64:
-        raise bad_request("X-Content-SHA256", "is required: the body's SHA-256 in hex")
-    data = await _read_limited(request, MAX_RESULT, "result")
-    if hashlib.sha256(data).hexdigest() != expected:
-        raise bad_request("body", "does not match X-Content-SHA256",
-                          "the upload was damaged; send it again")
-    try:
-        run = kitt.from_json(data, kitt.Run)
-    except Exception as exc:  # cattrs and json both: the agent sent no run document
-        raise bad_request("body", f"is not a KITT run document: {str(exc)[:300]}",
-                          "upload the metrics.json that kitt run wrote") from None
+    data = await read_body(request, MAX_RESULT, "result")
+    run = intake.read_document(data, request.headers.get("X-Content-SHA256", ""))
 
     def store(karr):
-        try:
-            existing = karr.store.get_run(run.id)
-        except kitt.BadInput:
-            existing = None
-        if existing is not None and existing.id != run.id:
-            existing = None  # a longer id that starts with this one: another run
-        if existing is None:
-            karr.store.save_run(run)
-        elif kitt.to_json(existing) != kitt.to_json(run):
-            raise ApiError(409, "conflict", f"another run is stored as {run.id}",
-                           "a run id names one run; this document differs")
+        stored = intake.store_once(karr.store, run)
         jobs.attach_run(karr.db, job.id, run.id)
-        return existing is None
+        return stored
 
     added = await request.app[keys.THREADS].run(store)
     request.app[keys.NOTIFIER].notify(f"job:{job.id}")

@@ -149,6 +149,7 @@ async def _change(request: web.Request, state: str, allowed_from: tuple[str, ...
 
     for job_id in await request.app[keys.THREADS].run(change):
         request.app[keys.NOTIFIER].notify(f"job:{job_id}")
+    request.app[keys.NOTIFIER].notify(f"agent:{agent.id}")  # a pending agent's poll ends
     return await _detail(request, agent.id)
 
 

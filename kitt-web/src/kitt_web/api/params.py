@@ -158,3 +158,17 @@ def _default(value: Any) -> Any:
 
 def json_response(value: Any, status: int = 200) -> web.Response:
     return json_text(dumps(value), status)
+
+
+async def read_body(request: web.Request, limit: int, what: str) -> bytes:
+    """The raw body, refused (413) past `limit` bytes: for the few routes that take more
+    than the application-wide limit (the request is streamed, not buffered first)."""
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "too_large", f"the {what} is over {limit} bytes", "send less")
+    parts, size = [], 0
+    async for chunk in request.content.iter_chunked(256 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "too_large", f"the {what} is over {limit} bytes", "send less")
+        parts.append(chunk)
+    return b"".join(parts)

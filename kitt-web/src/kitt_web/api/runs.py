@@ -21,6 +21,7 @@ from kitt_web.api.params import (
     json_response,
     json_text,
     one,
+    read_body,
     run_filter,
 )
 from kitt_web.auth import access
@@ -91,6 +92,24 @@ def run_id_of(request: web.Request) -> str:
     if not run_id or len(run_id) > 500 or "\x00" in run_id:
         raise bad_request("run_id", "not a run id")
     return run_id
+
+
+MAX_RUN = 256 * 1024 * 1024
+"""A run document with every request sample of a long load test stays well under this."""
+
+
+@routes.post("/api/v1/runs")
+@access("operator")
+async def submit_run(request: web.Request) -> web.Response:
+    """One run document (a `metrics.json`, as `kitt results submit` sends it) with its
+    `X-Content-SHA256`: stored once; sending it again changes nothing."""
+    from kitt_web import intake
+
+    data = await read_body(request, MAX_RUN, "run document")
+    run = intake.read_document(data, request.headers.get("X-Content-SHA256", ""))
+    stored = await request.app[keys.THREADS].run(lambda karr: intake.store_once(karr.store,
+                                                                                run))
+    return json_response({"run_id": run.id, "stored": stored}, status=201 if stored else 200)
 
 
 @routes.get("/api/v1/runs/{run_id}")
