@@ -18,7 +18,10 @@ from kitt_web.state import open_state, tokens
 
 OPEN = {("GET", "/api/v1/health"), ("GET", "/login"), ("POST", "/login"),
         # An agent enrolls with an enrollment token in the body, or lands pending.
-        ("POST", "/api/v1/agent/register")}
+        ("POST", "/api/v1/agent/register"),
+        # The agent installer and its wheels: public code, no secret in them.
+        ("GET", "/api/v1/agent/install.sh"), ("GET", "/api/v1/agent/dist"),
+        ("GET", "/api/v1/agent/dist/nothing0")}
 
 
 EXAMPLES = {"run_id": "run-00001", "token_id": "kitt_nothing0", "action": "approve"}

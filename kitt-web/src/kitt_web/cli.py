@@ -48,9 +48,12 @@ def _store_option(fn):
               show_default=True, metavar="SECONDS",
               help="A cancel a silent agent has not confirmed in this long is finalised "
                    "by the server.")
+@click.option("--agent-dist", default=None, metavar="DIR",
+              help="Agent wheels the installer serves (default KITT_HOME/web/agent-dist; "
+                   "kitt web dist build fills it).")
 @click.pass_context
 def web(ctx, host, port, store_url, tls_cert, tls_key, tls_san, insecure, public_read,
-        open_enrollment, agent_heartbeat, agent_lost_after, cancel_grace):
+        open_enrollment, agent_heartbeat, agent_lost_after, cancel_grace, agent_dist):
     """The dashboard and REST API over KARR (HTTPS by default; docs/web.md)."""
     ctx.ensure_object(dict)
     ctx.obj["store_url"] = store_url
@@ -64,7 +67,8 @@ def web(ctx, host, port, store_url, tls_cert, tls_key, tls_san, insecure, public
     serve(host=host, port=port, store_url=store_url, tls_cert=tls_cert, tls_key=tls_key,
           tls_sans=tls_san, insecure=insecure, public_read=public_read,
           open_enrollment=open_enrollment, agent_heartbeat_s=agent_heartbeat,
-          agent_lost_after_s=agent_lost_after, cancel_grace_s=cancel_grace)
+          agent_lost_after_s=agent_lost_after, cancel_grace_s=cancel_grace,
+          agent_dist=agent_dist)
 
 
 def _state(ctx, store_url):
@@ -200,3 +204,50 @@ def enroll(ctx, name, uses, expires, server, store_url):
                f"{_when(enrollment.expires_at)}). On each GPU host, run:")
     click.echo(f"  KITT_ENROLL_TOKEN={shlex.quote(secret)} {shlex.join(parts)}")
     click.echo("It is shown once and stored only as a hash.", err=True)
+
+
+@web.group(name="dist")
+def dist_group():
+    """The agent wheels this server serves to `install.sh`."""
+
+
+AGENT_DISTRIBUTIONS = ("kitt-core", "kitt-agent", "kitt-bench-perf", "kitt-engine-llamacpp",
+                       "kitt-engine-vllm", "kitt-engine-tgi", "kitt-engine-ollama")
+
+
+@dist_group.command(name="build")
+@click.option("--from", "tree", default=None, metavar="DIR",
+              help="A KITT checkout (default: the one this KITT was installed from).")
+@click.option("--out", default=None, metavar="DIR",
+              help="Where the wheels go (default KITT_HOME/web/agent-dist).")
+@click.option("--quality", is_flag=True,
+              help="Add kitt-bench-quality (it brings lm-eval: a large install on agents).")
+def dist_build(tree, out, quality):
+    """Build the wheels agents install (kitt-core, kitt-agent, the engines, the perf
+    benchmarks) from a KITT checkout: `install.sh` serves them with their SHA-256."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import kitt
+
+    root = Path(tree).resolve() if tree else Path(kitt.__file__).resolve().parents[3]
+    names = [*AGENT_DISTRIBUTIONS, *(("kitt-bench-quality",) if quality else ())]
+    missing = [name for name in names if not (root / name / "pyproject.toml").is_file()]
+    if missing:
+        raise kitt.BadInput(f"{root} is not a KITT checkout (no {missing[0]}/pyproject.toml)",
+                            hint="give --from DIR, a clone of the KITT repository")
+    target = Path(out).expanduser() if out else kitt.kitt_home() / "web" / "agent-dist"
+    target.mkdir(parents=True, exist_ok=True)
+    for old in target.glob("*.whl"):
+        old.unlink()
+    done = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet",
+                           "--wheel-dir", str(target), *(str(root / n) for n in names)],
+                          capture_output=True, text=True, check=False)
+    if done.returncode != 0:
+        raise kitt.BadInput(f"building the wheels failed: {done.stderr.strip()[-1500:]}",
+                            hint="pip wheel needs hatchling (from PyPI, or its cache)")
+    for wheel in sorted(target.glob("*.whl")):
+        click.echo(f"{wheel.name}")
+    click.echo(f"{len(list(target.glob('*.whl')))} wheels in {target}; `kitt web "
+               f"--agent-dist {target}` serves them", err=True)

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import attrs
 
 from kitt_web.tls import TlsFiles
@@ -36,6 +38,8 @@ class WebConfig:
     """An agent silent this long is lost, and so are the jobs it held."""
     cancel_grace_s: float = 60.0
     """A cancel its silent agent has not confirmed in this long is finalised here."""
+    agent_dist: Path | None = None
+    """The wheels the agent installer serves (`kitt web dist build`); None: none."""
     claim_wait_s: float = 25.0
     """How long an agent's claim waits for a job before answering 204 (long poll)."""
 

@@ -59,7 +59,8 @@ def tls_files(tls_cert: str | None, tls_key: str | None, sans: Sequence[str],
 def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
           tls_key: str | None, tls_sans: Sequence[str], insecure: bool,
           public_read: bool, open_enrollment: bool = False, agent_heartbeat_s: float = 15.0,
-          agent_lost_after_s: float = 180.0, cancel_grace_s: float = 60.0) -> None:
+          agent_lost_after_s: float = 180.0, cancel_grace_s: float = 60.0,
+          agent_dist: str | None = None) -> None:
     from kitt_web.tls import fingerprint, server_context
 
     url, shown_url = _resolve(store_url)
@@ -71,7 +72,8 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
                        public_read=public_read, env_token=env_token,
                        open_enrollment=open_enrollment, agent_heartbeat_s=agent_heartbeat_s,
                        agent_lost_after_s=agent_lost_after_s,
-                       cancel_grace_s=cancel_grace_s)
+                       cancel_grace_s=cancel_grace_s,
+                       agent_dist=_agent_dist(agent_dist))
 
     def announce() -> None:
         shown = f"[{host}]" if ":" in host else host
@@ -101,6 +103,13 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
         say("kitt web: ready (SIGTERM or Ctrl-C stops it, letting requests finish)")
 
     asyncio.run(_serve(config, context, announce))
+
+
+def _agent_dist(given: str | None):
+    from pathlib import Path
+
+    return Path(given).expanduser().resolve() if given else kitt.kitt_home() / "web" / \
+        "agent-dist"
 
 
 def _resolve(store_url: str | None) -> tuple[str, str]:

@@ -21,6 +21,9 @@ PREFIX = "/api/v1"
 
 
 def setup(app: web.Application) -> None:
+    from kitt_web import install
+
+    app.router.add_routes(install.routes)
     for module in (meta, runs, catalogue, models, admin, agents, jobs, agent_protocol,
                    openapi):
         app.router.add_routes(module.routes)

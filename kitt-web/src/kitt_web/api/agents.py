@@ -58,8 +58,12 @@ async def create_enrollment(request: web.Request) -> web.Response:
         lambda karr: agents.create_enrollment(karr.db, body.get("name", "agents"),
                                               uses=body.get("uses", 1), expires_in=seconds,
                                               created_by=by))
+    from kitt_web.install import one_liner
+
     return json_response({"enrollment": enrollment_dict(enrollment), "secret": secret,
-                          "command": enroll_command(request, secret)}, status=201)
+                          "command": enroll_command(request, secret),
+                          "install": one_liner(request, secret, server_pin(request.app))},
+                         status=201)
 
 
 def server_pin(app: web.Application) -> str | None:
@@ -76,7 +80,9 @@ def enroll_command(request: web.Request, secret: str) -> str:
     argument (process lists show arguments to every user)."""
     import shlex
 
-    parts = ["kitt-agent", "init", "--server", f"{request.scheme}://{request.host}"]
+    from kitt_web.install import server_url
+
+    parts = ["kitt-agent", "init", "--server", server_url(request)]
     pin = server_pin(request.app)
     if pin:
         parts += ["--pin", pin]

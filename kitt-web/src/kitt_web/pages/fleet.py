@@ -61,8 +61,11 @@ async def enroll(request: web.Request) -> web.Response:
         enrollment, secret = await request.app[keys.THREADS].run(
             lambda karr: agents.create_enrollment(karr.db, str(form.get("name") or "agents"),
                                                   uses=uses, expires_in=seconds, created_by=by))
+        from kitt_web.install import one_liner
+
         enrolled = {"enrollment": enrollment,
-                    "command": agents_api.enroll_command(request, secret)}
+                    "command": agents_api.enroll_command(request, secret),
+                    "install": one_liner(request, secret, agents_api.server_pin(request.app))}
     except kitt.BadInput as error:
         problem = str(error)
     found = await request.app[keys.THREADS].run(_listing(request.app))
