@@ -229,6 +229,57 @@ async def _health(config) -> str:
         return str(exc)
 
 
+@cli.group()
+def service():
+    """The agent as a systemd service: install, uninstall, status."""
+
+
+def _scope_option(fn):
+    return click.option("--system", is_flag=True,
+                        help="A system unit in /etc/systemd/system (root), running as "
+                             "this user; default: a user unit.")(fn)
+
+
+@service.command(name="install")
+@_scope_option
+@click.option("--no-start", is_flag=True, help="Only write the unit.")
+@_home_option
+def service_install(system, no_start, home):
+    """Write the unit (restart on failure, after Docker and the network) and, unless
+    --no-start, enable and start it."""
+    from kitt_agent import config as agent_config, service as units
+
+    home_dir = agent_config.agent_home(home).resolve()
+    config = agent_config.load(home_dir)
+    path = units.install(home_dir, config.server, system=system, start=not no_start)
+    click.echo(f"wrote {path}" + ("" if no_start else "; enabled and started"))
+
+
+@service.command(name="uninstall")
+@_scope_option
+def service_uninstall(system):
+    """Stop and disable the service and remove its unit."""
+    from kitt_agent import service as units
+
+    path = units.uninstall(system=system)
+    click.echo(f"removed {path}" if path else "no kitt-agent unit is installed")
+
+
+@service.command(name="status")
+@_scope_option
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+def service_status(system, as_json):
+    """Whether the unit is installed, and systemd's word on it."""
+    from kitt_agent import service as units
+
+    found = units.status(system=system)
+    if as_json:
+        click.echo(json.dumps(found))
+    else:
+        click.echo(f"{found['unit']}: " + ("not installed" if not found["installed"] else
+                                          f"installed, {found['active'] or 'systemd unknown'}"))
+
+
 def main() -> None:
     try:
         cli(standalone_mode=False)
