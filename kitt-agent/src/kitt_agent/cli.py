@@ -247,7 +247,8 @@ def _scope_option(fn):
 def service_install(system, no_start, home):
     """Write the unit (restart on failure, after Docker and the network) and, unless
     --no-start, enable and start it."""
-    from kitt_agent import config as agent_config, service as units
+    from kitt_agent import config as agent_config
+    from kitt_agent import service as units
 
     home_dir = agent_config.agent_home(home).resolve()
     config = agent_config.load(home_dir)
