@@ -208,8 +208,6 @@ def check_settings(body: dict) -> dict:
         if key == "model_dir" and value is not None and (
                 not isinstance(value, str) or not value.startswith("/") or "\x00" in value):
             raise bad_request(key, "must be an absolute path on the agent, or null")
-        if key == "auto_cleanup" and not isinstance(value, bool):
-            raise bad_request(key, "must be true or false")
         if key == "heartbeat_s" and value is not None and (
                 isinstance(value, bool) or not isinstance(value, int | float)
                 or not 1 <= value <= 3600):

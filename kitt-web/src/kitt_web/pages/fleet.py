@@ -117,8 +117,7 @@ async def agent_action(request: web.Request) -> web.Response:
 @access("admin")
 async def agent_settings(request: web.Request) -> web.Response:
     form = await request.post()
-    changes = {"model_dir": str(form.get("model_dir", "")).strip() or None,
-               "auto_cleanup": form.get("auto_cleanup") == "on"}
+    changes: dict = {"model_dir": str(form.get("model_dir", "")).strip() or None}
     interval = str(form.get("heartbeat_s", "")).strip()
     try:
         changes["heartbeat_s"] = float(interval) if interval else None

@@ -34,7 +34,6 @@ ROTATION_OVERLAP_S = 600.0
 STATES = ("pending", "active", "revoked", "removed")
 DEFAULT_SETTINGS: dict[str, Any] = {
     "model_dir": None,  # None: the agent's own (kitt-agent init --models, ~/.kitt/models)
-    "auto_cleanup": False,
     "heartbeat_s": None,  # None: the server's interval
 }
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
