@@ -59,6 +59,20 @@ def test_a_job_cancelled_while_running_stops_and_keeps_what_it_measured(fleet):
     assert late[0] == 200 and late[1]["job"]["state"] == "cancelled"
 
 
+def test_a_job_cancelled_while_starting_stops_cleanly(fleet):
+    agent = fleet.enroll("gpu-01").start()
+    job_id = fleet.submit(agent, LONG)
+    fleet.wait_log(job_id, "kitt-agent: running: ")  # kitt is starting: preflight, launch
+    assert fleet.api("POST", f"/api/v1/jobs/{job_id}/cancel")[0] == 200
+    job = fleet.wait_job(job_id, ("cancelled", "failed", "succeeded"), timeout=90)
+    assert job["state"] == "cancelled", job
+    wait_quiet(fleet.work)
+    assert_log_complete(fleet, agent, job_id)
+    runs = stored_runs(fleet)  # what kitt run measured before the signal, if anything
+    assert len(runs) <= 1
+    assert not runs or (runs[0].status == "interrupted" and job["run_id"] == runs[0].id)
+
+
 def test_a_job_cancelled_before_it_starts_never_runs(fleet):
     agent = fleet.enroll("gpu-01")  # enrolled, not started: the job waits in the queue
     job_id = fleet.submit(agent, SHORT)

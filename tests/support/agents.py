@@ -6,7 +6,6 @@ the server's CA; the agents pin its key."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import shutil
 import signal
@@ -21,7 +20,7 @@ from typing import Any
 
 import pytest
 
-from support import free_port, subprocess_env, wait_until
+from support import free_port, processes_mentioning, subprocess_env, wait_until
 from support.web import TOKEN, WebProcess
 
 SERVER_FLAGS = ("--agent-heartbeat", "1", "--agent-lost-after", "20", "--cancel-grace", "60")
@@ -193,37 +192,15 @@ class Fleet:
 
 def engine_processes(marker: Path) -> list[int]:
     """llama-server processes serving a model under `marker` (a test's folder)."""
-    found = []
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if str(marker) in command and "kitt-tiny.gguf" in command and "kitt run" not in \
-                command and "-m kitt " not in command and int(entry.name) != os.getpid():
-            found.append(int(entry.name))
-    return found
+    return [pid for pid, command in processes_mentioning(str(marker))
+            if "kitt-tiny.gguf" in command and "-m kitt " not in command]
 
 
 def wait_quiet(marker: Path, timeout: float = 60) -> None:
     """Nothing of the fleet's jobs still runs (engines, kitt run, shims)."""
-    wait_until(lambda: not engine_processes(marker) and not _jobs_running(marker), timeout,
-               "the jobs' processes to be gone")
-
-
-def _jobs_running(marker: Path) -> bool:
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
-        try:
-            command = (entry / "cmdline").read_bytes().replace(b"\0", b" ").decode()
-        except OSError:
-            continue
-        if "kitt_agent.shim" in command and str(marker) in command:
-            return True
-    return False
+    wait_until(lambda: not engine_processes(marker) and not any(
+        "kitt_agent.shim" in command for _, command in processes_mentioning(str(marker))),
+        timeout, "the jobs' processes to be gone")
 
 
 def settle(seconds: float) -> None:
