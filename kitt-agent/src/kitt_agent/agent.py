@@ -54,6 +54,7 @@ class Agent:
         """Jobs of an identity the server no longer knows: kept on disk, not reported."""
         self._inventory: tuple[float, dict] | None = None
         self._cancelling: asyncio.Task | None = None
+        self._offered: str | None = None
         self.client: ServerClient
 
     # -- settings ----------------------------------------------------------------------
@@ -168,6 +169,11 @@ class Agent:
         if reply.get("token"):
             await self._rotate(reply["token"])
         self.heartbeat_s = float(reply.get("heartbeat_s") or self.heartbeat_s)
+        offered = reply.get("agent_version")
+        if offered and offered != __version__ and offered != self._offered:
+            say(f"the server offers kitt-agent {offered} (this is {__version__}): "
+                "kitt-agent update --restart installs it")
+        self._offered = offered
         settings = reply.get("settings") or {}
         if settings != self.settings:
             if self.settings:
@@ -216,6 +222,9 @@ class Agent:
         for leftover in JobRun.leftovers(self.home):
             if leftover.job.get("agent_id") != self.config.agent_id:
                 continue  # another identity's: the server no longer knows it
+            if not leftover.started:  # claimed, never started: start it now
+                await self._execute(leftover.job)
+                continue
             say(f"re-attaching to job {leftover.id} from an earlier start")
             self.current = leftover
             await self._supervise(leftover)
@@ -261,8 +270,15 @@ class Agent:
                 if job_plan.deletes:
                     await self._delete(run, job_plan.deletes)
                     return
+                if run.cancel_asked:  # cancelled between the claim and now: never start
+                    await self._flush_log(run)
+                    await self._report(run, "cancelled", reason="cancelled before it started")
+                    return
                 run.say("running: " + " ".join(job_plan.argv[2:]))
                 run.start(job_plan.argv, child_env(self.home), job_plan.files)
+                if run.cancel_asked:  # a cancel that came while it was starting
+                    self._cancelling = asyncio.create_task(run.cancel(
+                        self.config.kill_grace_s, "cancelled from the server"))
                 await self._report(run, "running")
             await self._supervise(run)
         finally:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import signal
 import socket
 import sys
@@ -227,6 +228,58 @@ async def _health(config) -> str:
             return "ok" if status == 200 else f"answered {status}"
     except (Unreachable, PinMismatch, kitt.BadInput) as exc:
         return str(exc)
+
+
+@cli.command()
+@click.option("--restart", is_flag=True,
+              help="Restart the agent on the new version (systemd's unit if installed).")
+@_home_option
+def update(restart, home):
+    """Install the kitt-agent version the server offers, each wheel checked against its
+    SHA-256, only while no job runs here. Without --restart it takes effect at the
+    agent's next start."""
+    from kitt_agent import config as agent_config
+    from kitt_agent import service as units
+    from kitt_agent.client import PinMismatch, Unreachable
+    from kitt_agent.update import update as install_update
+
+    home_dir = agent_config.agent_home(home)
+    config = agent_config.load(home_dir)
+    try:
+        before, after = install_update(home_dir, config)
+    except (Unreachable, PinMismatch) as exc:
+        raise kitt.BadInput(f"cannot fetch the update: {exc}",
+                            hint="check that the server runs and the pin") from None
+    if after is None:
+        click.echo(f"kitt-agent {before} is what the server offers: up to date")
+        return
+    click.echo(f"updated kitt-agent {before} -> {after}")
+    if not restart:
+        click.echo("restart the agent to run it (kitt-agent update --restart does)", err=True)
+        return
+    for system in (False, True):
+        if units.status(system=system)["installed"] and shutil.which("systemctl"):
+            done = units.systemctl(system, "restart", units.UNIT)
+            if done.returncode != 0:
+                raise kitt.BadInput(f"systemctl restart failed: {done.stderr.strip()[:300]}")
+            click.echo("restarted the kitt-agent service")
+            return
+    pid = _running_pid(home_dir)
+    if pid is not None:
+        os.kill(pid, signal.SIGTERM)
+        deadline = time.monotonic() + 180
+        while _running_pid(home_dir) == pid and time.monotonic() < deadline:
+            time.sleep(0.2)
+    import subprocess
+
+    log = home_dir / "agent" / "agent.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    with log.open("ab") as handle:
+        started = subprocess.Popen([sys.executable, "-m", "kitt_agent.cli", "start"],
+                                   stdin=subprocess.DEVNULL, stdout=handle, stderr=handle,
+                                   env={**os.environ, "KITT_AGENT_HOME": str(home_dir)},
+                                   start_new_session=True)
+    click.echo(f"started kitt-agent {after} (pid {started.pid}; log {log})")
 
 
 @cli.group()

@@ -136,5 +136,22 @@ class ServerClient:
                                 hint=hint)
         return status, body
 
+    async def raw(self, method: str, path: str) -> bytes:
+        """A body as bytes (a wheel); Unreachable or BadInput as for `call`."""
+        assert self._session is not None
+        try:
+            async with self._session.request(method, self.server + path,
+                                             ssl=self._ssl) as response:
+                data = await response.read()
+                status = response.status
+        except aiohttp.ServerFingerprintMismatch as exc:
+            raise PinMismatch(f"{self.server} presented the key {exc.got.decode()}, not the "
+                              f"pinned {exc.expected.decode()}") from None
+        except (aiohttp.ClientError, TimeoutError, OSError) as exc:
+            raise Unreachable(f"{self.server}: {exc or type(exc).__name__}") from None
+        if status != 200:
+            raise kitt.BadInput(f"the server refused {method} {path}: {status}")
+        return data
+
     def agent_path(self, rest: str) -> str:
         return f"/api/v1/agents/{self.agent_id}/{rest}"

@@ -134,10 +134,12 @@ class JobRun:
 
     async def cancel(self, grace_s: float, why: str) -> None:
         """SIGTERM to the job's process group; SIGKILL if it is still there after
-        `grace_s`. kitt run stores what it measured as an interrupted run on SIGTERM."""
+        `grace_s`. kitt run stores what it measured as an interrupted run on SIGTERM.
+        Before the job has started, the mark alone keeps it from starting."""
         if not self.cancel_asked:
             _write(self.folder / "cancel", why + "\n")
-            self.say(f"{why}: stopping the job (SIGTERM, then SIGKILL after {grace_s:.0f} s)")
+            self.say(f"{why}: stopping the job (SIGTERM, then SIGKILL after {grace_s:.0f} s)"
+                     if self.started else f"{why} before it started")
         self._signal(signal.SIGTERM)
         deadline = time.monotonic() + grace_s
         while self.alive() and time.monotonic() < deadline:

@@ -42,6 +42,15 @@ def wheels(folder: Path | None) -> list[dict]:
             for path in sorted(folder.iterdir()) if _WHEEL.fullmatch(path.name)]
 
 
+def agent_version(folder: Path | None) -> str | None:
+    """The kitt-agent version the dist folder holds (what `kitt-agent update` installs)."""
+    if folder is None or not folder.is_dir():
+        return None
+    for path in sorted(folder.glob("kitt_agent-*.whl")):
+        return path.name.split("-")[1]
+    return None
+
+
 def server_url(request: web.Request) -> str:
     """This server as the client reached it; a Host header that is not a plain host and
     port is refused (it would go into a shell script)."""

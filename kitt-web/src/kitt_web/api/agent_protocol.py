@@ -71,8 +71,8 @@ async def register(request: web.Request) -> web.Response:
 @access("agent")
 async def heartbeat(request: web.Request) -> web.Response:
     """The agent's status (inventory: engines, models, storage, GPUs, the jobs it runs);
-    the reply: its state, the interval, its settings, jobs to stop, and a new token when
-    one is due."""
+    the reply: its state, the interval, its settings, jobs to stop, a new token when one
+    is due, and the kitt-agent version this server offers (`kitt-agent update`)."""
     agent, stale = _agent(request)
     body = await json_body(request)
     running = body.get("running", [])
@@ -104,9 +104,12 @@ async def heartbeat(request: web.Request) -> web.Response:
     token, cancels = await request.app[keys.THREADS].run(beat)
     settings = dict(agent.settings)
     interval = settings.pop("heartbeat_s", None) or config.agent_heartbeat_s
+    from kitt_web.install import agent_version
+
     return json_response({"state": agent.state, "heartbeat_s": interval,
                           "lost_after_s": config.agent_lost_after_s, "settings": settings,
-                          "cancel": cancels, "token": token})
+                          "cancel": cancels, "token": token,
+                          "agent_version": agent_version(config.agent_dist)})
 
 
 @routes.post("/api/v1/agents/{agent_id}/claim")
