@@ -185,3 +185,32 @@ def test_after_a_database_reset_the_agent_enrolls_again_as_pending(fleet, tmp_pa
     fleet.api("POST", f"/api/v1/agents/{listed['id']}/approve")
     after = fleet.submit(agent, SHORT)
     assert fleet.wait_job(after, ("succeeded", "failed"))["state"] == "succeeded"
+
+
+def test_a_campaign_runs_its_entries_and_survives_a_server_restart(fleet, tmp_path):
+    import shutil
+
+    agent = fleet.enroll("gpu-01")
+    shutil.copy(agent.home / "models" / "kitt-tiny.gguf", agent.home / "models" / "b.gguf")
+    agent.start()
+    wait_until(lambda: fleet.reported(agent), 60, "the agent's first heartbeat")
+    status, body = fleet.api("POST", "/api/v1/campaigns", {
+        "name": "two", "agents": [fleet.agent_id(agent)], "engines": ["llamacpp"],
+        "models": ["kitt-tiny.gguf", "b.gguf"], "suite": "quick"})
+    assert status == 201, body
+    campaign_id = body["campaign"]["id"]
+
+    def entries():
+        return fleet.api("GET", f"/api/v1/campaigns/{campaign_id}")[1]["campaign"]["entries"]
+
+    # The first entry done, the second not yet dispatched or just queued: restart.
+    wait_until(lambda: entries()[0]["state"] == "succeeded", 180, "the first entry")
+    fleet.web.stop(signal.SIGKILL)
+    fleet.start_server()
+    wait_until(lambda: fleet.api("GET", f"/api/v1/campaigns/{campaign_id}")[1]["campaign"][
+        "state"] == "finished", 240, "the campaign to finish")
+    done = entries()
+    assert [e["state"] for e in done] == ["succeeded", "succeeded"]
+    runs = stored_runs(fleet)
+    assert sorted(r.id for r in runs) == sorted(e["run_id"] for e in done)  # each once
+    assert {r.model.rsplit("/", 1)[1] for r in runs} == {"kitt-tiny.gguf", "b.gguf"}

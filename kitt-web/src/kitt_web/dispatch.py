@@ -1,5 +1,6 @@
 """What moves jobs along inside one server: wake-ups for agents waiting on a claim and
-for browsers following a log, and the reaper that ends the jobs of silent agents.
+for browsers following a log, the reaper that ends the jobs of silent agents, and the
+campaigns' scheduler (state/campaigns.py: its state is all in the database).
 
 Wake-ups are in-process (one `kitt web` serves a queue); a waiter also re-reads the
 database when its wait times out, so a missed wake-up costs at most one poll.
@@ -72,19 +73,24 @@ async def _close_waits(app: web.Application) -> None:
 
 
 async def _reaper(app: web.Application) -> None:
-    from kitt_web.state import jobs
+    """Each round: end the jobs of silent agents, then let the campaigns dispatch (an
+    entry whose job just ended makes room for the next on its agent)."""
+    from kitt_web.state import campaigns, jobs
 
     config = app[keys.CONFIG]
-    every = max(0.5, min(config.agent_heartbeat_s, 10.0))
+    every = max(0.5, min(config.agent_heartbeat_s, 5.0))
     while True:
         await asyncio.sleep(every)
         try:
-            ended = await app[keys.THREADS].run(lambda karr: jobs.reap(
+            ended, queued = await app[keys.THREADS].run(lambda karr: (jobs.reap(
                 karr.db, lost_after_s=config.agent_lost_after_s,
-                cancel_grace_s=config.cancel_grace_s, grace_from=app[keys.STARTED_AT]))
+                cancel_grace_s=config.cancel_grace_s, grace_from=app[keys.STARTED_AT]),
+                campaigns.dispatch(karr.db)))
         except Exception:  # the store is down: try again next round
-            log.warning("the reaper could not reach the store", exc_info=True)
+            log.warning("the scheduler could not reach the store", exc_info=True)
             continue
         for job_id in ended:
             log.info("job %s ended by the reaper", job_id)
             app[keys.NOTIFIER].notify(f"job:{job_id}")
+        if queued:
+            app[keys.NOTIFIER].notify("queue")

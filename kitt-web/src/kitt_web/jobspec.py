@@ -158,7 +158,7 @@ def _suite(spec: dict) -> dict[str, Any]:
             suite = kitt.load_suite(name, kitt.installed_benchmarks())
         except kitt.BadInput as exc:
             raise bad_request("spec.suite", exc.message, exc.hint) from None
-        return _document(suite)
+        return suite_document(suite)
     if not isinstance(benchmark, str) or not _NAME.fullmatch(benchmark):
         raise bad_request("spec.benchmark", "must be a benchmark's name")
     params = spec.get("params") or {}
@@ -174,7 +174,7 @@ def _suite(spec: dict) -> dict[str, Any]:
             suite = kitt.load_suite(str(path), kitt.installed_benchmarks())
         except kitt.BadInput as exc:
             raise _suite_error(exc) from None
-    return _document(suite)
+    return suite_document(suite)
 
 
 def _suite_error(exc: kitt.BadInput):
@@ -187,7 +187,7 @@ def _suite_error(exc: kitt.BadInput):
     return bad_request(f"spec.{field}", message.strip(), exc.hint)
 
 
-def _document(suite: Any) -> dict[str, Any]:
+def suite_document(suite: Any) -> dict[str, Any]:
     """A suite as the file the agent writes and `kitt run -s` reads: every parameter
     explicit, so what runs is what was chosen here."""
     config = suite.effective_config()

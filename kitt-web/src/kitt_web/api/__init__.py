@@ -9,6 +9,7 @@ from kitt_web.api import (
     admin,
     agent_protocol,
     agents,
+    campaigns,
     catalogue,
     jobs,
     meta,
@@ -24,6 +25,6 @@ def setup(app: web.Application) -> None:
     from kitt_web import install
 
     app.router.add_routes(install.routes)
-    for module in (meta, runs, catalogue, models, admin, agents, jobs, agent_protocol,
-                   openapi):
+    for module in (meta, runs, catalogue, models, admin, agents, jobs, campaigns,
+                   agent_protocol, openapi):
         app.router.add_routes(module.routes)

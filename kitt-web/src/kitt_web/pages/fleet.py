@@ -5,6 +5,8 @@
     /jobs              the queue                                 (/api/v1/jobs)
     /jobs/new          quick test: agent -> engine -> model -> suite or benchmark
     /jobs/{id}         status, spec, live log, cancel, the run   (/api/v1/jobs/{id})
+    /campaigns         campaigns; /campaigns/new the wizard; /campaigns/{id} progress
+                       per entry, each entry's job (its log) and run; cancel
 
 The quick test form narrows itself by GET (each choice is in the query string, so a
 half-filled form is a permalink) and queues with POST through the same spec check as
@@ -244,3 +246,74 @@ async def job_cancel(request: web.Request) -> web.Response:
 
     await cancel_job(request)
     return _see_other(f"/jobs/{request.match_info['job_id']}")
+
+
+@routes.get("/campaigns")
+@access("viewer")
+async def campaigns_page(request: web.Request) -> web.Response:
+    from kitt_web.api.campaigns import campaign_rows
+
+    listed = await request.app[keys.THREADS].run(campaign_rows)
+    return page(request, "campaigns.html", campaigns=listed)
+
+
+async def _wizard(request: web.Request, values: dict, *, status: int = 200,
+                  problem: str | None = None) -> web.Response:
+    active = await request.app[keys.THREADS].run(
+        lambda karr: [a for a in agents.list_all(karr.db) if a.state == "active"])
+    models = sorted({m["name"] for a in active
+                     for m in ((a.inventory or {}).get("models") or [])})
+    return page(request, "campaign_new.html", status=status, agents=active, models=models,
+                engines=sorted(kitt.installed_engines()),
+                suites=sorted(s["name"] for s in kitt.suite_catalogue()), values=values,
+                problem=problem)
+
+
+@routes.get("/campaigns/new")
+@access("operator")
+async def campaign_wizard(request: web.Request) -> web.Response:
+    return await _wizard(request, {"name": "", "agents": [], "engines": [], "models": [],
+                                   "suite": "quick", "runs": ""})
+
+
+@routes.post("/campaigns/new")
+@access("operator")
+async def campaign_launch(request: web.Request) -> web.Response:
+    """The wizard's choices through the same planning as POST /api/v1/campaigns."""
+    from kitt_web.api.campaigns import plan, start
+
+    form = await request.post()
+    values = {"name": str(form.get("name", "")).strip(),
+              "agents": [str(v) for v in form.getall("agents", [])],
+              "engines": [str(v) for v in form.getall("engines", [])],
+              "models": [str(v) for v in form.getall("models", [])],
+              "suite": str(form.get("suite", "quick")), "runs": str(form.get("runs", ""))}
+    body = {k: v for k, v in values.items() if k != "runs"}
+    if values["runs"].strip():
+        body["runs"] = int(values["runs"]) if values["runs"].isdigit() else values["runs"]
+    threads = request.app[keys.THREADS]
+    known = await threads.run(lambda karr: agents.list_all(karr.db))
+    try:
+        document, entries = await threads.run(lambda karr: plan(body, known))
+    except ApiError as error:
+        return await _wizard(request, values, status=400, problem=error.message + (
+            f" ({error.hint})" if error.hint else ""))
+    made = await start(request, document, entries)
+    return _see_other(f"/campaigns/{made['id']}")
+
+
+@routes.get("/campaigns/{campaign_id}")
+@access("viewer")
+async def campaign_page(request: web.Request) -> web.Response:
+    from kitt_web.api.campaigns import campaign_or_404
+
+    return page(request, "campaign.html", campaign=await campaign_or_404(request))
+
+
+@routes.post("/campaigns/{campaign_id}/cancel")
+@access("operator")
+async def campaign_cancel(request: web.Request) -> web.Response:
+    from kitt_web.api.campaigns import cancel_campaign
+
+    await cancel_campaign(request)
+    return _see_other(f"/campaigns/{request.match_info['campaign_id']}")

@@ -16,7 +16,8 @@ from kitt_web.auth import actor_of
 NAV = (("overview", "/", "Overview"), ("runs", "/runs", "Runs"),
        ("compare", "/compare", "Compare"), ("trends", "/trends", "Trends"),
        ("models", "/models", "Models"))
-FLEET_NAV = (("agents", "/agents", "Agents"), ("jobs", "/jobs", "Jobs"))
+FLEET_NAV = (("agents", "/agents", "Agents"), ("jobs", "/jobs", "Jobs"),
+             ("campaigns", "/campaigns", "Campaigns"))
 """Never public (--public-read opens runs, not the fleet)."""
 ADMIN_NAV = (("settings", "/settings", "Settings"), ("tokens", "/tokens", "Tokens"))
 

@@ -88,17 +88,24 @@ def new_id() -> str:
 def submit(db: kitt.Database, kind: str, spec: dict[str, Any], *, agent_id: str | None,
            created_by: str | None) -> Job:
     """Queue a job whose spec has been validated (kitt_web.jobspec)."""
-    if kind not in KINDS:
-        raise kitt.BadInput(f"kind: unknown job kind {kind!r}", hint=f"kinds: {', '.join(KINDS)}")
-    job_id = new_id()
     with db.transaction() as cur:
-        cur.execute("INSERT INTO web_jobs (id, kind, spec, agent_id, attempt, state, "
-                    "created_at, created_by, log_bytes) VALUES (?, ?, ?, ?, 0, 'queued', ?, "
-                    "?, 0)", (job_id, kind, json.dumps(spec), agent_id, time.time(),
-                              created_by))
+        job_id = insert(cur, kind, spec, agent_id=agent_id, created_by=created_by)
     found = get(db, job_id)
     assert found is not None
     return found
+
+
+def insert(cur: kitt.Cursor, kind: str, spec: dict[str, Any], *, agent_id: str | None,
+           created_by: str | None, now: float | None = None) -> str:
+    """The queue's one INSERT, inside the caller's transaction (a campaign records the
+    job on its entry in the same one)."""
+    if kind not in KINDS:
+        raise kitt.BadInput(f"kind: unknown job kind {kind!r}", hint=f"kinds: {', '.join(KINDS)}")
+    job_id = new_id()
+    cur.execute("INSERT INTO web_jobs (id, kind, spec, agent_id, attempt, state, created_at, "
+                "created_by, log_bytes) VALUES (?, ?, ?, ?, 0, 'queued', ?, ?, 0)",
+                (job_id, kind, json.dumps(spec), agent_id, now or time.time(), created_by))
+    return job_id
 
 
 def get(db: kitt.Database, job_id: str) -> Job | None:

@@ -8,6 +8,7 @@
                   overlap), state, hardware, last heartbeat's inventory, settings
     web_jobs      the job queue (docs/agent-protocol.md): kind, validated spec, state
     web_job_logs  each job's log as the chunks its agent uploaded, keyed by byte position
+    web_campaigns, web_campaign_entries  campaigns from the web and their planned entries
 """
 
 from __future__ import annotations
@@ -107,6 +108,25 @@ MIGRATIONS: list[kitt.Migration] = [
         size {int} NOT NULL,
         data {text} NOT NULL,
         PRIMARY KEY (job_id, pos)
+    )""",
+    """CREATE TABLE web_campaigns (
+        id {id} PRIMARY KEY,
+        name {text} NOT NULL,
+        document {text} NOT NULL,
+        state {text} NOT NULL,
+        created_at {real} NOT NULL,
+        created_by {text},
+        finished_at {real}
+    )""",
+    """CREATE TABLE web_campaign_entries (
+        campaign_id {id} NOT NULL REFERENCES web_campaigns(id) ON DELETE CASCADE,
+        position {int} NOT NULL,
+        model {text} NOT NULL,
+        engine {text} NOT NULL,
+        agent_id {id},
+        skip_reason {text},
+        job_id {id} UNIQUE,
+        PRIMARY KEY (campaign_id, position)
     )""",
 ]
 
