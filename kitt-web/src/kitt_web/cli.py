@@ -51,9 +51,13 @@ def _store_option(fn):
 @click.option("--agent-dist", default=None, metavar="DIR",
               help="Agent wheels the installer serves (default KITT_HOME/web/agent-dist; "
                    "kitt web dist build fills it).")
+@click.option("--influx", "influx_url", default=None, metavar="URL",
+              help="Also write every run that lands here to InfluxDB: "
+                   "http(s)://HOST:PORT/DATABASE (docs/monitoring.md).")
 @click.pass_context
 def web(ctx, host, port, store_url, tls_cert, tls_key, tls_san, insecure, public_read,
-        open_enrollment, agent_heartbeat, agent_lost_after, cancel_grace, agent_dist):
+        open_enrollment, agent_heartbeat, agent_lost_after, cancel_grace, agent_dist,
+        influx_url):
     """The dashboard and REST API over KARR (HTTPS by default; docs/web.md)."""
     ctx.ensure_object(dict)
     ctx.obj["store_url"] = store_url
@@ -68,7 +72,7 @@ def web(ctx, host, port, store_url, tls_cert, tls_key, tls_san, insecure, public
           tls_sans=tls_san, insecure=insecure, public_read=public_read,
           open_enrollment=open_enrollment, agent_heartbeat_s=agent_heartbeat,
           agent_lost_after_s=agent_lost_after, cancel_grace_s=cancel_grace,
-          agent_dist=agent_dist)
+          agent_dist=agent_dist, influx_url=influx_url)
 
 
 def _state(ctx, store_url):

@@ -40,6 +40,10 @@ class WebConfig:
     """A cancel its silent agent has not confirmed in this long is finalised here."""
     agent_dist: Path | None = None
     """The wheels the agent installer serves (`kitt web dist build`); None: none."""
+    metrics_cache_s: float = 10.0
+    """How long /metrics reuses its snapshot of the store (several scrapers share it)."""
+    influx_url: str | None = None
+    """Every run that lands here is also written to this InfluxDB (`--influx`)."""
     claim_wait_s: float = 25.0
     """How long an agent's claim waits for a job before answering 204 (long poll)."""
 

@@ -40,7 +40,9 @@ _HTTP_CODES = {400: "bad_request", 401: "unauthorized", 403: "forbidden", 404: "
 
 
 def is_api(request: web.Request) -> bool:
-    return request.path.startswith("/api/")
+    """A machine's endpoint: errors are JSON and a missing token a 401, never the login
+    page (`/metrics` is Prometheus's)."""
+    return request.path.startswith("/api/") or request.path == "/metrics"
 
 
 def error_response(request: web.Request, error: ApiError) -> web.StreamResponse:

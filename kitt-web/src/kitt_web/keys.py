@@ -15,6 +15,7 @@ LIMITER = web.AppKey("limiter", "LoginLimiter")
 TEMPLATES = web.AppKey("templates", object)
 NOTIFIER = web.AppKey("notifier", "Notifier")
 STARTED_AT = web.AppKey("started_at", float)
+INFLUX = web.AppKey("influx", "Forwarder")
 
 # Request keys: typed where this aiohttp has them (3.12+), names otherwise.
 _RequestKey = getattr(web, "RequestKey", None)

@@ -60,10 +60,13 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
           tls_key: str | None, tls_sans: Sequence[str], insecure: bool,
           public_read: bool, open_enrollment: bool = False, agent_heartbeat_s: float = 15.0,
           agent_lost_after_s: float = 180.0, cancel_grace_s: float = 60.0,
-          agent_dist: str | None = None) -> None:
+          agent_dist: str | None = None, influx_url: str | None = None) -> None:
     from kitt_web.tls import fingerprint, server_context
 
     url, shown_url = _resolve(store_url)
+    if influx_url:  # a wrong URL stops the start, not the first run that lands
+        influx = kitt.Influx.parse(influx_url)
+        influx.ping()
     files = tls_files(tls_cert, tls_key, tls_sans, insecure)
     context = server_context(files) if files else None
     env_token = os.environ.get("KITT_AUTH_TOKEN") or None
@@ -73,7 +76,7 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
                        open_enrollment=open_enrollment, agent_heartbeat_s=agent_heartbeat_s,
                        agent_lost_after_s=agent_lost_after_s,
                        cancel_grace_s=cancel_grace_s,
-                       agent_dist=_agent_dist(agent_dist))
+                       agent_dist=_agent_dist(agent_dist), influx_url=influx_url)
 
     def announce() -> None:
         shown = f"[{host}]" if ":" in host else host
@@ -93,6 +96,9 @@ def serve(*, host: str, port: int, store_url: str | None, tls_cert: str | None,
         if open_enrollment:
             say("kitt web: --open-enrollment: agents may register without a token; they "
                 "wait, pending, for an admin's approval")
+        if influx_url:
+            say(f"kitt web: runs that land here are also written to InfluxDB "
+                f"{influx.base_url} (database {influx.database})")
         if public_read:
             say("kitt web: --public-read: runs and the catalogue are readable without a token")
         if first_admin:
@@ -129,8 +135,9 @@ def say(line: str) -> None:
 async def _serve(config: WebConfig, context, announce) -> None:
     from aiohttp import web
 
-    from kitt_web.app import AccessLogger, access_logger, make_app
+    from kitt_web.app import AccessLogger, access_logger, make_app, stderr_logger
 
+    stderr_logger("kitt.web")
     app = make_app(config)
     runner = web.AppRunner(app, access_log_class=AccessLogger, access_log=access_logger(),
                            shutdown_timeout=SHUTDOWN_GRACE_S, handle_signals=False)

@@ -46,13 +46,26 @@ def submit_command(store_url, refs, server, ca_file, as_json):
     """Upload RUNs (ids or unique prefixes in the store, or results folders) to a KITT
     server's store. The token comes from KITT_SERVER_TOKEN (or `server_token:` in
     KITT_HOME/config.yaml), never an argument. Sending a run twice stores it once."""
-    from kitt._storage.open import open_store
     from kitt._storage.remote import server_token, submit
-    from kitt._storage.transfer import read_runs
 
     if not server.startswith(("https://", "http://")):
         raise BadInput(f"bad --server {server!r}", hint="give https://HOST:PORT")
     token = server_token()
+    sent = []
+    for run in _runs_of(refs, store_url):
+        stored = submit(run, server, token, ca_file)
+        sent.append({"run_id": run.id, "stored": stored})
+        if not as_json:
+            click.echo(f"run {run.id}: {'stored' if stored else 'already on the server'}")
+    if as_json:
+        print_json({"server": server, "runs": sent})
+
+
+def _runs_of(refs, store_url) -> list:
+    """The runs RUN... names: ids or unique prefixes in the store, or results folders."""
+    from kitt._storage.open import open_store
+    from kitt._storage.transfer import read_runs
+
     runs = []
     for ref in refs:
         if Path(ref).exists():
@@ -60,14 +73,33 @@ def submit_command(store_url, refs, server, ca_file, as_json):
         else:
             with open_store(store_url, create=False) as store:
                 runs.append(store.get_run(ref))
+    return runs
+
+
+@results.command(name="influx")
+@store_option
+@click.argument("refs", metavar="RUN...", nargs=-1, required=True)
+@click.option("--url", required=True, metavar="URL",
+              help="InfluxDB and database: http(s)://HOST:PORT/DATABASE.")
+@json_option
+def influx_command(store_url, refs, url, as_json):
+    """Write RUNs' metrics to InfluxDB (ids or unique prefixes in the store, or results
+    folders), as `kitt run --influx` does after a run. Credentials come from
+    KITT_INFLUX_TOKEN, or KITT_INFLUX_USER and KITT_INFLUX_PASSWORD. Writing a run again
+    replaces its points."""
+    from kitt._storage.influx import Influx, influx_lines
+
+    target = Influx.parse(url)
+    target.ping()
     sent = []
-    for run in runs:
-        stored = submit(run, server, token, ca_file)
-        sent.append({"run_id": run.id, "stored": stored})
+    for run in _runs_of(refs, store_url):
+        points = target.write(influx_lines(run))
+        sent.append({"run_id": run.id, "points": points})
         if not as_json:
-            click.echo(f"run {run.id}: {'stored' if stored else 'already on the server'}")
+            click.echo(f"run {run.id}: {points} points to {target.base_url} "
+                       f"(database {target.database})")
     if as_json:
-        print_json({"server": server, "runs": sent})
+        print_json({"influx": target.base_url, "database": target.database, "runs": sent})
 
 
 @results.command(name="compare")

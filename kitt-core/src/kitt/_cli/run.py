@@ -41,9 +41,12 @@ def register_commands(cli):
                                            "sqlite:///KITT_HOME/kitt.db].")
 @click.option("--url", help="Benchmark an engine already running at this base URL.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed for sampled data.")
+@click.option("--influx", "influx_url", metavar="URL",
+              help="Also write the run's metrics to InfluxDB: http(s)://HOST:PORT/DATABASE "
+                   "(docs/monitoring.md).")
 @json_option
 def run(model, engine, suite, output_dir, mode, runs, skip_warmup, config_file, profile,
-        options, port, auto_pull, store_url, url, seed, as_json):
+        options, port, auto_pull, store_url, url, seed, influx_url, as_json):
     """Launch ENGINE on MODEL, run a suite of benchmarks, store and report the results.
 
     Exit codes: 0 all passed, 1 a benchmark failed, 2 bad input, 3 engine failure,
@@ -53,6 +56,12 @@ def run(model, engine, suite, output_dir, mode, runs, skip_warmup, config_file, 
     from kitt._run.runner import RunRequest, execute
     from kitt._util import signals
 
+    influx = None
+    if influx_url:  # checked first: a wrong URL must not cost a whole run
+        from kitt._storage.influx import Influx
+
+        influx = Influx.parse(influx_url)
+        influx.ping()
     layers = []
     if profile:
         layers.append(load_profile(profile))
@@ -75,7 +84,25 @@ def run(model, engine, suite, output_dir, mode, runs, skip_warmup, config_file, 
             stop.note(f"run {outcome.run.id} ({outcome.run.status}) was stored in "
                       f"{outcome.output_dir}")
             raise
+    if influx is not None:
+        _send_to_influx(influx, outcome)
     sys.exit(outcome.exit_code)
+
+
+def _send_to_influx(influx, outcome) -> None:
+    """The run is stored whatever happens here: a failed write says how to send it again
+    and fails the command (exit 2), so that a script notices the missing points."""
+    from kitt._storage.influx import influx_lines
+    from kitt.errors import KittError
+
+    try:
+        points = influx.write(influx_lines(outcome.run))
+    except KittError as exc:
+        click.echo(f"Error: {exc}\n  the run is stored; send it again with `kitt results "
+                   f"influx {outcome.run.id} --url ...`", err=True)
+        sys.exit(2)
+    click.echo(f"influx:  {points} points to {influx.base_url} (database {influx.database})",
+               err=True)
 
 
 def _print_outcome(outcome, as_json: bool) -> None:

@@ -7,6 +7,7 @@ profile, config file, command-line flags (docs/configs.md).
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import Any
 
@@ -90,11 +91,14 @@ def load_config_file(path: Path) -> ConfigLayer:
     return ConfigLayer(source=str(path), **values)
 
 
-def merge(engine: str, layers: list[ConfigLayer], *, default_mode: str = "native"
+def merge(engine: str, layers: list[ConfigLayer], *, default_mode: str | None = None
           ) -> EngineConfig:
     """One EngineConfig from `layers` (later wins); options merge key by key. Engine
-    names are stored as the engine's own name, whatever alias was given."""
+    names are stored as the engine's own name, whatever alias was given. The mode no
+    layer sets is `default_mode`, else `KITT_MODE` (the KITT image sets `docker`), else
+    native."""
     engine = engine_name(engine)
+    default_mode = default_mode or _mode_from_environment()
     config: dict[str, Any] = {"engine": engine, "mode": default_mode, "image": None,
                               "port": None, "options": {}, "extra_args": ()}
     for layer in layers:
@@ -108,3 +112,11 @@ def merge(engine: str, layers: list[ConfigLayer], *, default_mode: str = "native
                 config[key] = value
         config["options"] = {**config["options"], **layer.options}
     return EngineConfig(**config)
+
+
+def _mode_from_environment() -> str:
+    mode = os.environ.get("KITT_MODE") or "native"
+    if mode not in ("native", "docker"):
+        raise BadInput(f"KITT_MODE is {mode!r}, not a launch mode",
+                       hint="set KITT_MODE to native or docker, or unset it")
+    return mode

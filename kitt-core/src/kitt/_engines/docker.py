@@ -80,8 +80,8 @@ class DockerServer:
             options["shm_size"] = spec.shm_size
         if gpus:
             options["device_requests"] = [DeviceRequest(count=-1, capabilities=[["gpu"]])]
-        if network == "host":
-            options["network_mode"] = "host"
+        if network != "bridge":  # host, or container:ID (KITT's own, see sibling.py)
+            options["network_mode"] = network
         else:
             options["ports"] = {f"{spec.container_port}/tcp": (host, host_port)}
         self.container = None

@@ -28,6 +28,7 @@ from kitt._engines.images import (
     load_engines_file,
     resolve_image,
 )
+from kitt._engines.sibling import own_container
 from kitt.engine import ContainerSpec, Engine, ImageChoice, Launch
 from kitt.errors import BadInput, EngineFailed
 from kitt.records import EngineConfig, Fingerprint
@@ -57,6 +58,8 @@ class DockerPlan:
     model_source: Path | None
     """The host folder mounted read-only at the spec's model mount (None for a tag)."""
     network: str
+    """`bridge` (a published port), `host`, or `container:ID` (KITT's own namespace,
+    when KITT itself runs in a container)."""
 
 
 @attrs.frozen
@@ -292,8 +295,13 @@ def _docker_plan(plan: LaunchPlan, image: str | None, network: str, auto_pull: b
                        hint=f"run `kitt engines setup {eng.name}` to {verb} it, or pass "
                             "--auto-pull")
     source, inner_model = _container_model(plan.info)
-    inner = Launch(inner_model, plan.port if network == "host" else eng.default_port,
-                   plan.host if network == "host" else "0.0.0.0", plan.served_name,
+    sibling = own_container(client)
+    if sibling is not None:  # KITT's own image: the engine is a sibling container
+        source = sibling.host_path(source) if source is not None else None
+        network = sibling.network_mode
+    shared = network != "bridge"  # the engine listens in a namespace KITT is in
+    inner = Launch(inner_model, plan.port if shared else eng.default_port,
+                   plan.host if shared else "0.0.0.0", plan.served_name,
                    plan.options, plan.extra_args)
     return DockerPlan(client, choice, not present, eng.container_spec(inner, choice.image),
                       source, network)

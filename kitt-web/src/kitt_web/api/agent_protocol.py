@@ -22,6 +22,7 @@ from kitt_web.api.jobs import job_dict
 from kitt_web.api.params import integer, json_body, json_response, read_body
 from kitt_web.auth import access
 from kitt_web.errors import ApiError, bad_request
+from kitt_web.influx import forward
 from kitt_web.state import agents, jobs
 
 routes = web.RouteTableDef()
@@ -218,5 +219,7 @@ async def upload_result(request: web.Request) -> web.Response:
         return stored
 
     added = await request.app[keys.THREADS].run(store)
+    if added:
+        forward(request.app, run)
     request.app[keys.NOTIFIER].notify(f"job:{job.id}")
     return json_response({"run_id": run.id, "stored": added})

@@ -104,11 +104,14 @@ async def submit_run(request: web.Request) -> web.Response:
     """One run document (a `metrics.json`, as `kitt results submit` sends it) with its
     `X-Content-SHA256`: stored once; sending it again changes nothing."""
     from kitt_web import intake
+    from kitt_web.influx import forward
 
     data = await read_body(request, MAX_RUN, "run document")
     run = intake.read_document(data, request.headers.get("X-Content-SHA256", ""))
     stored = await request.app[keys.THREADS].run(lambda karr: intake.store_once(karr.store,
                                                                                 run))
+    if stored:
+        forward(request.app, run)
     return json_response({"run_id": run.id, "stored": stored}, status=201 if stored else 200)
 
 
