@@ -327,3 +327,31 @@ def test_csv_export_has_one_row_per_metric_value(store, tmp_path):
     assert rows[0]["run_id"] == "run-00002" and rows[0]["model"] == "b"
     assert (rows[0]["benchmark"], rows[0]["metric"], float(rows[0]["value"])) == \
         ("throughput", "m0", 102.0)
+
+
+@pytest.mark.postgres
+def test_a_sql_ascii_postgres_database_still_gives_text_back():
+    """A database made without a UTF-8 locale (SQL_ASCII) hands psycopg bytes unless the
+    client asks for UTF-8, which the store always does."""
+    import uuid
+
+    import psycopg
+    from support import require
+    from support.stores import POSTGRES_URL, postgres_reachable
+
+    ok, reason = postgres_reachable()
+    require("postgres", ok, reason)
+    name = f"kitt_ascii_{uuid.uuid4().hex[:8]}"
+    with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+        conn.execute(f"CREATE DATABASE {name} ENCODING 'SQL_ASCII' TEMPLATE template0 "
+                     "LC_COLLATE 'C' LC_CTYPE 'C'")
+    try:
+        url = POSTGRES_URL.rsplit("/", 1)[0] + f"/{name}"
+        run = make_run(1, model="modèle-ü.gguf")
+        with open_store(url) as store:
+            store.save_run(run)
+            assert store.get_run(run.id) == run
+            assert store.list_runs()[0].model == "modèle-ü.gguf"
+    finally:
+        with psycopg.connect(POSTGRES_URL, autocommit=True) as conn:
+            conn.execute(f"DROP DATABASE IF EXISTS {name} WITH (FORCE)")

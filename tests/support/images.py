@@ -1,8 +1,9 @@
 """Base images for the deployment tests, made here because no registry is reachable: a
 minimal Debian bookworm from `debootstrap`, `docker import`ed, holding Python (for the KITT
-image, as `python:3.12-slim` would) and Debian's own PostgreSQL, Prometheus and InfluxDB
-(for the stack's services, as their official images would). docs/deployment.md names the
-images a real user pulls instead.
+image, as `python:3.12-slim` would) and Debian's own PostgreSQL, Prometheus and InfluxDB,
+from which tests/support/service-images/*/ build stand-ins for the official images of the stack's
+services (same entrypoints and variables). docs/deployment.md names the images a real
+user pulls instead.
 
 The root filesystem is made once per machine and kept (KITT_TEST_IMAGE_CACHE, default
 /var/cache/kitt-test): a second session imports the same tarball, and a present image with
@@ -24,7 +25,7 @@ ROOT = Path(__file__).resolve().parents[2]
 SUITE = "bookworm"
 MIRROR = os.environ.get("KITT_TEST_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 PACKAGES = ("python3", "python3-venv", "ca-certificates", "postgresql", "prometheus",
-            "influxdb")
+            "influxdb", "busybox", "curl")
 BASE_IMAGE = "kitt-test/debian:" + SUITE
 KITT_IMAGE = "kitt-test/kitt:latest"
 LABEL = "io.kitt.test.rootfs"
@@ -95,3 +96,17 @@ def build_kitt_image(client) -> str:
                           check=False)
     assert done.returncode == 0, done.stdout[-4000:] + done.stderr[-4000:]
     return KITT_IMAGE
+
+
+SERVICE_IMAGES = ("postgres", "prometheus", "influxdb")
+
+
+def service_image(client, service: str) -> str:
+    """The stand-in for the official image of `service`, built on the local base."""
+    base = debian_base(client)
+    tag = f"kitt-test/{service}:local"
+    done = subprocess.run(["docker", "build", "--build-arg", f"BASE={base}", "-t", tag,
+                           str(Path(__file__).parent / "service-images" / service)],
+                          capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
+    return tag

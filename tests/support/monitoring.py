@@ -73,10 +73,16 @@ bind-address = "127.0.0.1:{free_port()}"
         yield url
 
 
-def influx_query(url: str, query: str, database: str | None = None) -> list[dict]:
+def influx_query(url: str, query: str, database: str | None = None,
+                 auth: tuple[str, str] | None = None) -> list[dict]:
     """The series a query returns (InfluxQL over the 1.x /query API)."""
     params = {"q": query, **({"db": database} if database else {})}
-    request = urllib.request.Request(f"{url}/query", method="POST",
+    headers = {}
+    if auth:
+        import base64
+
+        headers["Authorization"] = "Basic " + base64.b64encode(":".join(auth).encode()).decode()
+    request = urllib.request.Request(f"{url}/query", method="POST", headers=headers,
                                      data=urllib.parse.urlencode(params).encode())
     with urllib.request.urlopen(request, timeout=30) as response:
         doc = json.load(response)
@@ -120,3 +126,16 @@ def wait_for_series(url: str, query: str, timeout: float = 60) -> list[dict]:
             return found
         time.sleep(0.5)
     raise AssertionError(f"Prometheus at {url} has no {query!r} after {timeout}s")
+
+
+def wait_for_points(url: str, query: str, database: str, auth: tuple[str, str] | None = None,
+                    timeout: float = 60) -> list[dict]:
+    """The query's series once it has some: points arrive after the write that sends them
+    returns (kitt-web forwards runs in the background)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = influx_query(url, query, database, auth)
+        if found:
+            return found
+        time.sleep(0.5)
+    raise AssertionError(f"InfluxDB at {url} has nothing for {query!r} after {timeout}s")

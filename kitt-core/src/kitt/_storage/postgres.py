@@ -49,6 +49,10 @@ def split_url(url: str) -> tuple[str, str | None]:
     rest = [(key, value) for key, value in query if key != "schema"]
     if not any(key == "connect_timeout" for key, _ in rest):
         rest.append(("connect_timeout", str(CONNECT_TIMEOUT_S)))
+    # KARR's text is UTF-8 whatever the database's encoding: in a SQL_ASCII database (one
+    # made without a UTF-8 locale) psycopg would otherwise return every text as bytes.
+    if not any(key == "client_encoding" for key, _ in rest):
+        rest.append(("client_encoding", "UTF8"))
     scheme = "postgresql"  # postgres:// and postgresql+driver:// mean the same to libpq
     return urlunsplit(parts._replace(scheme=scheme, query=urlencode(rest))), schema
 
