@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 import urllib.request
 from pathlib import Path
 
@@ -209,3 +210,39 @@ def test_a_missing_daemon_or_compose_tool_is_named(kitt_env, tmp_path):
                        env={**kitt_env, "PATH": f"{bare}:{Path(sys.executable).parent}"})
     assert no_tool.returncode == 2 and "no compose tool" in no_tool.stderr
     assert "docker-compose-plugin" in no_tool.stderr
+
+
+def test_a_stacks_agent_enrolls_with_its_kitt_web_and_heartbeats(client, images, kitt_env,
+                                                                 tmp_path):
+    models = tmp_path / "models"
+    models.mkdir()
+    port = free_port()
+    kitt_ok("stack", "generate", "fleet", "--agent", "--models", str(models), "--no-gpus",
+            "--port", str(port), *_only(images, "kitt"), env=kitt_env)
+    folder = Path(kitt_env["KITT_HOME"]) / "stacks" / "fleet"
+    assert read_env(folder / ".env")["KITT_ENROLL_TOKEN"] == ""  # made by the first start
+    try:
+        started = kitt_ok("stack", "start", "fleet", env=kitt_env)
+        assert "made enrollment" in started.stderr
+        env = read_env(folder / ".env")
+        request = urllib.request.Request(f"https://127.0.0.1:{port}/api/v1/agents",
+                                         headers={"Authorization":
+                                                  f"Bearer {env['KITT_AUTH_TOKEN']}"})
+        deadline = time.monotonic() + 120
+        while True:  # the agent enrolls, then heartbeats: the server's list is the event
+            with urllib.request.urlopen(request, context=_context(folder)) as answer:
+                agents = json.load(answer)["agents"]
+            if agents and agents[0]["status"] == "online":
+                break
+            assert time.monotonic() < deadline, (agents, client.containers.get(
+                next(c for c in project_objects(client, "kitt-stack-fleet")["containers"]
+                     if "agent" in c)).logs()[-3000:])
+            time.sleep(1)
+        assert agents[0]["name"] == "fleet-agent"
+        assert agents[0]["inventory"]["storage"]["dir"] == "/models"
+    finally:
+        removed = run_kitt("stack", "remove", "fleet", "--delete-files", env=kitt_env,
+                           timeout=300)
+    assert removed.returncode == 0, removed.stderr
+    assert project_objects(client, "kitt-stack-fleet") == {"containers": [], "networks": [],
+                                                           "volumes": []}

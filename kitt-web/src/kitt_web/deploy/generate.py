@@ -58,12 +58,12 @@ def _check(options: StackOptions) -> None:
             (options.monitoring and "prometheus" not in options.monitoring):
         raise kitt.BadInput(f"monitoring services {options.monitoring} are not a choice",
                             hint="--monitoring, with --no-grafana or --no-influxdb")
-    if not (options.web or options.agent or options.monitoring):
-        raise kitt.BadInput("the stack has no service",
-                            hint="give --web, --agent or --monitoring")
     if options.postgres and not options.web:
         raise kitt.BadInput("--postgres is kitt-web's store: it needs --web",
                             hint="add --web, or drop --postgres")
+    if not (options.web or options.agent or options.monitoring):
+        raise kitt.BadInput("the stack has no service",
+                            hint="give --web, --agent or --monitoring")
     if options.agent and not options.web:
         if not options.server or not options.pin:
             raise kitt.BadInput("an agent without kitt-web in the stack needs its server",
