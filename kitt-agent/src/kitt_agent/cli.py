@@ -282,6 +282,29 @@ def update(restart, home):
     click.echo(f"started kitt-agent {after} (pid {started.pid}; log {log})")
 
 
+@cli.command()
+@click.option("--tag", default=None, help="The image's tag [default: kitt:VERSION].")
+@click.option("--base-image", default=None, metavar="IMAGE",
+              help="The Dockerfile's BASE_IMAGE [default: python:3.12-slim].")
+@click.option("--force", is_flag=True, help="Build even if this context was built.")
+@_home_option
+def build(tag, base_image, force, home):
+    """Build the KITT image here from the build context the server serves, checked
+    against its SHA-256 (docs/deployment.md)."""
+    from kitt_agent import config as agent_config
+    from kitt_agent.build import build as build_image
+    from kitt_agent.client import PinMismatch, Unreachable
+
+    config = agent_config.load(agent_config.agent_home(home))
+    try:
+        built, fresh = build_image(config, tag=tag, base_image=base_image, force=force,
+                                   say=click.echo)
+    except (Unreachable, PinMismatch) as exc:
+        raise kitt.BadInput(f"cannot fetch the build context: {exc}",
+                            hint="check that the server runs and the pin") from None
+    click.echo(f"{built}: {'built' if fresh else 'already built from this context'}")
+
+
 @cli.group()
 def service():
     """The agent as a systemd service: install, uninstall, status."""

@@ -226,9 +226,13 @@ AGENT_DISTRIBUTIONS = ("kitt-core", "kitt-agent", "kitt-bench-perf", "kitt-engin
               help="Where the wheels go (default KITT_HOME/web/agent-dist).")
 @click.option("--quality", is_flag=True,
               help="Add kitt-bench-quality (it brings lm-eval: a large install on agents).")
-def dist_build(tree, out, quality):
+@click.option("--wheelhouse", default=None, metavar="DIR",
+              help="Put this wheelhouse (`nox -s wheelhouse`) in the image's build context, "
+                   "so that agents build the KITT image offline.")
+def dist_build(tree, out, quality, wheelhouse):
     """Build the wheels agents install (kitt-core, kitt-agent, the engines, the perf
-    benchmarks) from a KITT checkout: `install.sh` serves them with their SHA-256."""
+    benchmarks) from a KITT checkout, and pack the KITT image's build context
+    (`kitt-agent build`): the server serves both with their SHA-256."""
     import subprocess
     import sys
     from pathlib import Path
@@ -251,7 +255,14 @@ def dist_build(tree, out, quality):
     if done.returncode != 0:
         raise kitt.BadInput(f"building the wheels failed: {done.stderr.strip()[-1500:]}",
                             hint="pip wheel needs hatchling (from PyPI, or its cache)")
+    from kitt_web import imagecontext
+
+    if wheelhouse and not any(Path(wheelhouse).glob("*.whl")):
+        raise kitt.BadInput(f"--wheelhouse {wheelhouse} holds no wheels",
+                            hint="make one with `nox -s wheelhouse`")
+    context = imagecontext.pack(root, target, Path(wheelhouse) if wheelhouse else None)
     for wheel in sorted(target.glob("*.whl")):
         click.echo(f"{wheel.name}")
+    click.echo(context.name)
     click.echo(f"{len(list(target.glob('*.whl')))} wheels in {target}; `kitt web "
                f"--agent-dist {target}` serves them", err=True)

@@ -91,6 +91,34 @@ async def dist_file(request: web.Request) -> web.FileResponse:
     return web.FileResponse(folder / name, headers={"Content-Type": "application/octet-stream"})
 
 
+@routes.get("/api/v1/agent/image")
+@access("open")
+async def image_index(request: web.Request) -> web.Response:
+    """The KITT image's build context agents build from (`kitt-agent build`), with its
+    SHA-256; it holds KITT's sources, no secret."""
+    from kitt_web import imagecontext
+
+    folder = request.app[keys.CONFIG].agent_dist
+    found = imagecontext.find(folder)
+    if found is None:
+        raise not_found("KITT image build context on this server",
+                        f"pack it: kitt web dist build --out {folder}")
+    return json_response(found)
+
+
+@routes.get("/api/v1/agent/image/{name}")
+@access("open")
+async def image_file(request: web.Request) -> web.FileResponse:
+    from kitt_web import imagecontext
+
+    name = request.match_info["name"]
+    folder = request.app[keys.CONFIG].agent_dist
+    if not imagecontext.NAME.fullmatch(name) or folder is None or \
+            not (folder / name).is_file():
+        raise not_found(f"build context {name!r}", "see GET /api/v1/agent/image")
+    return web.FileResponse(folder / name, headers={"Content-Type": "application/gzip"})
+
+
 @routes.get("/api/v1/agent/install.sh")
 @access("open")
 async def install_script(request: web.Request) -> web.Response:
