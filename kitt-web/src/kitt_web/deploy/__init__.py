@@ -10,5 +10,7 @@ person can read and `docker compose` can run: docs/deployment.md, docs/monitorin
     generate.py    what `kitt stack generate` and `kitt monitoring generate` write
     lifecycle.py   start (and the tokens a stack's running kitt-web makes), stop, status,
                    remove
+    remote.py      a deployment on another host over SSH (asyncssh): deploy, status,
+                   stop, remove
     cli.py         the click commands
 """

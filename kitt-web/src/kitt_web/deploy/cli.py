@@ -49,9 +49,32 @@ def _print(rows: list[dict], columns: tuple[str, ...], as_json: bool, extra: dic
                              for c, w in zip(columns, widths, strict=True)))
 
 
-def _lifecycle_commands(group: click.Group, kind: str) -> None:
-    """start, stop, status, list and remove: the same for both kinds."""
+def _ssh_options(fn):
+    """`--host` and how to log in there: the deployment copied there by `deploy`."""
+    fn = click.option("--remote-dir", default=None, metavar="DIR",
+                      help="Its folder on the host [default: ~/.kitt/KIND/NAME].")(fn)
+    fn = click.option("--known-hosts", default=None, metavar="FILE",
+                      help="known_hosts to check the host's key against "
+                           "[default: ~/.ssh/known_hosts].")(fn)
+    fn = click.option("--identity", default=None, metavar="KEY",
+                      help="Private key to log in with [default: the SSH agent's, "
+                           "~/.ssh/id_*].")(fn)
+    return click.option("--host", default=None, metavar="[USER@]HOST[:PORT]",
+                        help="On this host, over SSH (after `deploy`).")(fn)
+
+
+def _ssh(host, identity, known_hosts):
+    from kitt_web.deploy.remote import Host, Ssh
+
+    return Ssh(Host.parse(host), identity, known_hosts)
+
+
+def _lifecycle_commands(group: click.Group, kind: str, *, remote: bool = False) -> None:
+    """start, stop, status, list and remove: the same for both kinds; `remote`: stop,
+    status and remove also act on a copy `deploy` put on another host."""
     from kitt_web.deploy import folder as folders
+
+    ssh_options = _ssh_options if remote else (lambda fn: fn)
 
     @group.command()
     @click.argument("name")
@@ -67,22 +90,39 @@ def _lifecycle_commands(group: click.Group, kind: str) -> None:
 
     @group.command()
     @click.argument("name")
-    def stop(name):
+    @ssh_options
+    def stop(name, host=None, identity=None, known_hosts=None, remote_dir=None):
         """Stop NAME: its containers and networks go, its data volumes stay."""
         from kitt_web.deploy import lifecycle
 
-        left = lifecycle.stop(folders.load(kind, name))
+        deployment = folders.load(kind, name)
+        if host:
+            from kitt_web.deploy import remote as remotes
+
+            remotes.down(deployment, _ssh(host, identity, known_hosts),
+                         remote_dir or remotes.default_dir(deployment))
+            click.echo(f"{kind} {name}: stopped on {host} (data volumes kept)")
+            return
+        left = lifecycle.stop(deployment)
         kept = ", ".join(left["volumes"]) or "none"
         click.echo(f"{kind} {name}: stopped (data volumes kept: {kept})")
 
     @group.command()
     @click.argument("name")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
-    def status(name, as_json):
+    @ssh_options
+    def status(name, as_json, host=None, identity=None, known_hosts=None, remote_dir=None):
         """Each service of NAME: state, health, port."""
         from kitt_web.deploy import lifecycle
 
         deployment = folders.load(kind, name)
+        if host:
+            from kitt_web.deploy import remote as remotes
+
+            rows = remotes.status(deployment, _ssh(host, identity, known_hosts))
+            _print(rows, ("service", "state", "health", "port"), as_json,
+                   {"name": name, "host": host})
+            return
         rows = lifecycle.status(deployment)
         _print(rows, ("service", "state", "health", "container", "port"), as_json,
                {"name": name, "folder": str(deployment.folder)})
@@ -106,12 +146,23 @@ def _lifecycle_commands(group: click.Group, kind: str) -> None:
     @click.option("--keep-volumes", is_flag=True, help="Keep the data volumes.")
     @click.option("--delete-files", is_flag=True,
                   help="Delete the generated folder too (its .env holds the secrets).")
-    def remove(name, keep_volumes, delete_files):
+    @ssh_options
+    def remove(name, keep_volumes, delete_files, host=None, identity=None, known_hosts=None,
+               remote_dir=None):
         """Take NAME down and forget it: containers, networks and (unless --keep-volumes)
-        volumes go; the folder stays unless --delete-files."""
+        volumes go; the folder stays unless --delete-files. With --host: its copy on that
+        host (the local folder stays)."""
         from kitt_web.deploy import lifecycle
 
         deployment = folders.load(kind, name)
+        if host:
+            from kitt_web.deploy import remote as remotes
+
+            remotes.down(deployment, _ssh(host, identity, known_hosts),
+                         remote_dir or remotes.default_dir(deployment),
+                         volumes=not keep_volumes, delete_files=delete_files)
+            click.echo(f"{kind} {name}: removed from {host}")
+            return
         left = lifecycle.remove(deployment, keep_volumes=keep_volumes,
                                 delete_files=delete_files)
         click.echo(f"{kind} {name}: removed" +
@@ -237,5 +288,22 @@ def monitoring_generate(name, nodes, engines, kitt_web, kitt_web_ca, ports, imag
     click.echo(f"  start:   kitt monitoring start {name}")
 
 
-_lifecycle_commands(monitoring_group, "monitoring")
+@monitoring_group.command()
+@click.argument("name")
+@_ssh_options
+def deploy(name, host, identity, known_hosts, remote_dir):
+    """Copy NAME's folder to another host over SSH and start it there with that host's
+    compose tool, waiting until each service is healthy."""
+    from kitt_web.deploy import folder as folders
+    from kitt_web.deploy import remote as remotes
+
+    if not host:
+        raise kitt.BadInput("deploy needs --host", hint="--host [USER@]HOST[:PORT]")
+    deployment = folders.load("monitoring", name)
+    target = remotes.deploy(deployment, _ssh(host, identity, known_hosts),
+                            remote_dir or remotes.default_dir(deployment), _say)
+    click.echo(f"monitoring {name}: running on {host} in {target}")
+
+
+_lifecycle_commands(monitoring_group, "monitoring", remote=True)
 
