@@ -133,3 +133,42 @@ def test_compose_file_runs_kitt_from_the_image(client, kitt_image, folders, tmp_
     assert "passed" in done.stdout and "report:" in done.stdout
     assert list(results.glob("results/*/llamacpp/*/metrics.json"))
     assert _owners(results) == {USER}
+
+
+def test_docker_stop_interrupts_the_run_and_removes_the_engine(client, kitt_image, folders):
+    """`docker stop` sends SIGTERM to KITT (PID 1 of its container): the benchmark under
+    way stops, what was measured is stored as interrupted, the engine's sibling container
+    is removed, and the container exits 143."""
+    models, results = folders
+    suite = results / "long.yaml"
+    suite.write_text("name: long\nwarmup: {requests: 1, max_tokens: 4}\nbenchmarks:\n"
+                     "  - name: throughput\n    params: {requests: 100000, concurrency: 2, "
+                     "max_tokens: 32}\n")
+    os.chown(suite, USER, USER)
+    socket_path = os.environ.get("DOCKER_HOST", f"unix://{SOCKET}").removeprefix("unix://")
+    container = client.containers.run(
+        kitt_image, ["run", "-m", "/models/kitt-tiny.gguf", "-e", "llamacpp", "-s",
+                     "/app/kitt-results/long.yaml"], detach=True,
+        volumes={socket_path: {"bind": SOCKET, "mode": "rw"},
+                 str(models): {"bind": "/models", "mode": "ro"},
+                 str(results): {"bind": "/app/kitt-results", "mode": "rw"}})
+    try:
+        for line in container.logs(stream=True, follow=True):  # the phase, not a sleep
+            if b"running throughput" in line:
+                break
+        engines = kitt_containers(client, engine="llamacpp")
+        assert len(engines) == 1
+        container.stop(timeout=120)
+        assert container.wait(timeout=120)["StatusCode"] == 143
+        logs = container.logs().decode()
+    finally:
+        container.remove(force=True)
+    assert kitt_containers(client, engine="llamacpp") == []
+    import kitt
+
+    with kitt.open_store(f"sqlite:///{results / 'kitt.db'}") as store:
+        (summary,) = store.list_runs()
+        assert summary.status == "interrupted", logs[-2000:]
+        run = store.get_run(summary.id)
+    assert "SIGTERM" in (run.error or ""), run.error
+    assert _owners(results) == {USER}

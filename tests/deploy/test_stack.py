@@ -105,6 +105,10 @@ def test_stack_generate_start_feed_scrape_stop_remove(client, images, kitt_env, 
         assert wait_for_series(prometheus, 'up{job="kitt-web"} == 1')
         passed = wait_for_series(prometheus, 'kitt_runs{status="passed"}')
         assert passed[0]["value"][1] == "1"
+        targets = json.loads(kitt_ok("stack", "targets", "lab", "--json",
+                                     env=kitt_env).stdout)["targets"]
+        assert [(t["job"], t["health"], t["error"]) for t in targets] == \
+            [("kitt-web", "up", None)]
 
         # Regenerating while it runs keeps every secret and the CA.
         ca = (folder / "tls" / "ca.pem").read_bytes()

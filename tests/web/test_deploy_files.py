@@ -237,3 +237,15 @@ def test_grafana_provisioning_names_the_dashboards_datasources(kitt_env):
         for panel in doc["panels"]:
             assert panel["datasource"]["uid"] in uids
             assert all(t["datasource"]["uid"] in uids for t in panel["targets"])
+
+
+def test_targets_name_an_unreachable_or_missing_prometheus(kitt_env):
+    assert generate(kitt_env, "mon", "--monitoring").returncode == 0
+    down = run_kitt("stack", "targets", "mon", env=kitt_env)  # generated, not started
+    assert down.returncode == 2 and "cannot reach Prometheus at http://127.0.0.1:" in \
+        down.stderr and "kitt monitoring start" in down.stderr
+    bad = run_kitt("stack", "targets", "mon", "--prometheus", "127.0.0.1:9090", env=kitt_env)
+    assert bad.returncode == 2 and "is not a Prometheus URL" in bad.stderr
+    assert generate(kitt_env, "plain").returncode == 0
+    none = run_kitt("stack", "targets", "plain", env=kitt_env)
+    assert none.returncode == 2 and "has no Prometheus" in none.stderr

@@ -42,7 +42,7 @@ def _print(rows: list[dict], columns: tuple[str, ...], as_json: bool, extra: dic
     if as_json:
         click.echo(json.dumps({**extra, "services": rows}, indent=2))
         return
-    widths = [max(len(c), *(len(str(r.get(c) or "-")) for r in rows)) for c in columns]
+    widths = [max([len(c), *(len(str(r.get(c) or "-")) for r in rows)]) for c in columns]
     click.echo("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)))
     for row in rows:
         click.echo("  ".join(str(row.get(c) or "-").ljust(w)
@@ -126,6 +126,29 @@ def _lifecycle_commands(group: click.Group, kind: str, *, remote: bool = False) 
         rows = lifecycle.status(deployment)
         _print(rows, ("service", "state", "health", "container", "port"), as_json,
                {"name": name, "folder": str(deployment.folder)})
+
+    @group.command()
+    @click.argument("name")
+    @click.option("--prometheus", "url", default=None, metavar="URL",
+                  help="Prometheus's address [default: NAME's, http://127.0.0.1:PORT].")
+    @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+    def targets(name, url, as_json):
+        """What NAME's Prometheus scrapes, and whether each scrape works (its last error)."""
+        from kitt_web.deploy import lifecycle
+
+        deployment = folders.load(kind, name)
+        if url is None:
+            port = deployment.settings.get("ports", {}).get("prometheus")
+            if port is None:
+                raise kitt.BadInput(f"{kind} {name} has no Prometheus",
+                                    hint="generate it with --monitoring, or give --prometheus")
+            url = f"http://127.0.0.1:{port}"
+        rows = lifecycle.scrape_targets(url)
+        if as_json:
+            click.echo(json.dumps({"name": name, "prometheus": url, "targets": rows},
+                                  indent=2))
+        else:
+            _print(rows, ("job", "instance", "health", "error"), False, {})
 
     @group.command(name="list")
     @click.option("--json", "as_json", is_flag=True, help="Print JSON.")

@@ -154,3 +154,32 @@ class _StackApi:
             raise kitt.KittError(f"cannot reach the stack's kitt-web at {self.base}: "
                                  f"{getattr(exc, 'reason', exc)}",
                                  hint="see `kitt stack status` and kitt-web's log") from None
+
+
+def scrape_targets(url: str) -> list[dict[str, Any]]:
+    """Prometheus's active targets (its HTTP API): job, instance, health, last error."""
+    from urllib.parse import urlsplit
+
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise kitt.BadInput(f"{url!r} is not a Prometheus URL",
+                            hint="give http://HOST:PORT, e.g. http://127.0.0.1:9090")
+    try:
+        with urllib.request.urlopen(url.rstrip("/") + "/api/v1/targets?state=active",
+                                    timeout=15) as answer:
+            doc = json.load(answer)
+    except urllib.error.HTTPError as exc:
+        raise kitt.KittError(f"Prometheus at {url} answered HTTP {exc.code}",
+                             hint="is this Prometheus's address?") from None
+    except (urllib.error.URLError, OSError) as exc:
+        raise kitt.BadInput(f"cannot reach Prometheus at {url}: {getattr(exc, 'reason', exc)}",
+                            hint="start it (kitt monitoring start NAME), or give "
+                                 "--prometheus URL") from None
+    except ValueError:
+        raise kitt.BadInput(f"{url} did not answer as Prometheus's API does",
+                            hint="give Prometheus's own address") from None
+    found = doc.get("data", {}).get("activeTargets", []) if isinstance(doc, dict) else []
+    return [{"job": t.get("labels", {}).get("job"),
+             "instance": t.get("labels", {}).get("instance"), "health": t.get("health"),
+             "last_scrape": t.get("lastScrape"), "error": t.get("lastError") or None}
+            for t in found]
