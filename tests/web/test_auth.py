@@ -21,7 +21,9 @@ OPEN = {("GET", "/api/v1/health"), ("GET", "/login"), ("POST", "/login"),
         ("POST", "/api/v1/agent/register"),
         # The agent installer and its wheels: public code, no secret in them.
         ("GET", "/api/v1/agent/install.sh"), ("GET", "/api/v1/agent/dist"),
-        ("GET", "/api/v1/agent/dist/nothing0")}
+        ("GET", "/api/v1/agent/dist/nothing0"),
+        # The KITT image's build context (KITT's sources) that `kitt-agent build` uses.
+        ("GET", "/api/v1/agent/image"), ("GET", "/api/v1/agent/image/nothing0")}
 
 
 EXAMPLES = {"run_id": "run-00001", "token_id": "kitt_nothing0", "action": "approve"}
