@@ -135,10 +135,12 @@ def test_compose_file_runs_kitt_from_the_image(client, kitt_image, folders, tmp_
     assert _owners(results) == {USER}
 
 
-def test_docker_stop_interrupts_the_run_and_removes_the_engine(client, kitt_image, folders):
-    """`docker stop` sends SIGTERM to KITT (PID 1 of its container): the benchmark under
-    way stops, what was measured is stored as interrupted, the engine's sibling container
-    is removed, and the container exits 143."""
+@pytest.mark.parametrize(("signal_name", "code"), [("SIGTERM", 143), ("SIGINT", 130)])
+def test_docker_stop_interrupts_the_run_and_removes_the_engine(client, kitt_image, folders,
+                                                               signal_name, code):
+    """`docker stop` sends SIGTERM to KITT (PID 1 of its container; `docker kill -s INT`
+    SIGINT): the benchmark under way stops, what was measured is stored as interrupted,
+    the engine's sibling container is removed, and the container exits 143 (130)."""
     models, results = folders
     suite = results / "long.yaml"
     suite.write_text("name: long\nwarmup: {requests: 1, max_tokens: 4}\nbenchmarks:\n"
@@ -158,8 +160,11 @@ def test_docker_stop_interrupts_the_run_and_removes_the_engine(client, kitt_imag
                 break
         engines = kitt_containers(client, engine="llamacpp")
         assert len(engines) == 1
-        container.stop(timeout=120)
-        assert container.wait(timeout=120)["StatusCode"] == 143
+        if signal_name == "SIGTERM":
+            container.stop(timeout=120)
+        else:
+            container.kill(signal=signal_name)
+        assert container.wait(timeout=120)["StatusCode"] == code
         logs = container.logs().decode()
     finally:
         container.remove(force=True)
@@ -170,5 +175,5 @@ def test_docker_stop_interrupts_the_run_and_removes_the_engine(client, kitt_imag
         (summary,) = store.list_runs()
         assert summary.status == "interrupted", logs[-2000:]
         run = store.get_run(summary.id)
-    assert "SIGTERM" in (run.error or ""), run.error
+    assert signal_name in (run.error or ""), run.error
     assert _owners(results) == {USER}
