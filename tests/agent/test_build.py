@@ -4,6 +4,7 @@ dockerd; the local Debian base stands in for python:3.12-slim)."""
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import subprocess
 
@@ -35,6 +36,7 @@ def test_agent_builds_the_kitt_image_from_the_servers_context(tmp_path, models, 
 
     client = docker_client_or_skip()
     base = debian_base(client)
+    _remove(client)  # an image an earlier session built from this context would be reused
     dist = tmp_path / "dist"
     packed = run_kitt("web", "dist", "build", "--out", str(dist), "--wheelhouse",
                       str(wheelhouse()), env=kitt_env, timeout=600)
@@ -62,3 +64,11 @@ def test_agent_builds_the_kitt_image_from_the_servers_context(tmp_path, models, 
         assert twice.returncode == 0 and "already built from this context" in twice.stdout
     finally:
         fleet.close()
+        _remove(client)
+
+
+def _remove(client) -> None:
+    from docker.errors import ImageNotFound
+
+    with contextlib.suppress(ImageNotFound):
+        client.images.remove(TAG, force=True)
