@@ -214,3 +214,32 @@ def test_a_campaign_runs_its_entries_and_survives_a_server_restart(fleet, tmp_pa
     runs = stored_runs(fleet)
     assert sorted(r.id for r in runs) == sorted(e["run_id"] for e in done)  # each once
     assert {r.model.rsplit("/", 1)[1] for r in runs} == {"kitt-tiny.gguf", "b.gguf"}
+
+
+def test_a_job_stopped_on_the_host_is_reported_cancelled(fleet):
+    import json
+
+    agent = fleet.enroll("gpu-01").start()
+    job_id = fleet.submit(agent, LONG)
+    fleet.wait_log(job_id, "running throughput")
+    listed = json.loads(agent.cli("test", "list", "--status", "running", "--json").stdout)
+    assert [job["job"] for job in listed["jobs"]] == [job_id]
+    stopped = agent.cli("test", "stop", job_id, "--timeout", "60")
+    assert stopped.returncode == 0, stopped.stderr
+    job = fleet.wait_job(job_id, ("cancelled", "failed", "succeeded"), timeout=90)
+    assert job["state"] == "cancelled", job
+    assert "stopped on the host (kitt-agent test stop)" in job["reason"]
+    [run] = stored_runs(fleet)
+    assert run.status == "interrupted" and job["run_id"] == run.id
+    done = json.loads(agent.cli("test", "list", "--status", "cancelled", "--json").stdout)
+    assert [job["job"] for job in done["jobs"]] == [job_id]
+    # The agent marks it reported once the server's answer is in: after the state changed.
+    wait_until(lambda: (agent.spool(job_id) / "reported").exists(), 60,
+               "the agent to mark the job reported")
+    again = agent.cli("test", "stop", job_id)
+    assert again.returncode == 2 and "is not running" in again.stderr
+    for bad in ("job_nothing", "../../etc"):
+        unknown = agent.cli("test", "stop", bad)
+        assert unknown.returncode == 2 and "no job" in unknown.stderr
+    assert agent.stop() == 0
+    wait_quiet(fleet.work)

@@ -345,6 +345,17 @@ async def test_settings_reach_the_agent_with_its_next_heartbeat(client, seeded):
     assert ok.status == 200
     _, reply = await beat(client, agent_id, token)
     assert reply["settings"]["model_dir"] == "/data/models" and reply["heartbeat_s"] == 5
+    for hostile in ("kitt; rm -rf /", "--privileged", "Kitt:UPPER/../x", 5):
+        refused = await client.patch(f"/api/v1/agents/{agent_id}/settings",
+                                     json={"kitt_image": hostile}, headers=seeded.auth("admin"))
+        assert refused.status == 400, hostile
+        assert "image reference" in (await refused.json())["error"]["message"]
+    for image in ("registry.lab:5000/team/kitt:0.1.0", "", None):
+        ok = await client.patch(f"/api/v1/agents/{agent_id}/settings",
+                                json={"kitt_image": image}, headers=seeded.auth("admin"))
+        assert ok.status == 200, image
+        _, reply = await beat(client, agent_id, token)
+        assert reply["settings"]["kitt_image"] == image
 
 
 async def test_agents_are_not_public(seeded):

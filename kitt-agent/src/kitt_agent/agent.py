@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import kitt
-from kitt_agent import __version__, inventory
+from kitt_agent import __version__, container, inventory
 from kitt_agent import config as agent_config
 from kitt_agent.client import PinMismatch, Refused, ServerClient, Unreachable
 from kitt_agent.jobs import JobRun
@@ -219,6 +219,10 @@ class Agent:
         say(f"enrolled again as {self.config.agent_id} ({enrolled['state']})")
 
     async def _work(self) -> None:
+        running = frozenset(job.id for job in JobRun.leftovers(self.home) if job.alive())
+        for name in await asyncio.to_thread(container.remove_containers,
+                                            self.config.agent_id, keep=running):
+            say(f"removed {name}, the container of a job that no longer runs")
         for leftover in JobRun.leftovers(self.home):
             if leftover.job.get("agent_id") != self.config.agent_id:
                 continue  # another identity's: the server no longer knows it
@@ -274,8 +278,23 @@ class Agent:
                     await self._flush_log(run)
                     await self._report(run, "cancelled", reason="cancelled before it started")
                     return
-                run.say("running: " + " ".join(job_plan.argv[2:]))
-                run.start(job_plan.argv, child_env(self.home), job_plan.files)
+                argv = job_plan.argv
+                image = await asyncio.to_thread(
+                    container.choose_image, self.settings.get("kitt_image")) \
+                    if job_plan.in_image else None
+                if image is not None:
+                    try:
+                        argv = container.wrap(argv, image=image, job_id=run.id,
+                                              agent_id=self.config.agent_id, home=self.home,
+                                              model_dir=self.model_dir)
+                    except kitt.BadInput as exc:
+                        run.say(f"not in {image}: {exc}")
+                        image = None
+                if image is not None:
+                    run.say(f"running in {image}: " + " ".join(job_plan.argv[2:]))
+                else:
+                    run.say("running: " + " ".join(job_plan.argv[2:]))
+                run.start(argv, child_env(self.home), job_plan.files)
                 if run.cancel_asked:  # a cancel that came while it was starting
                     self._cancelling = asyncio.create_task(run.cancel(
                         self.config.kill_grace_s, "cancelled from the server"))

@@ -157,32 +157,78 @@ def stop(timeout, home):
 def status(as_json, home):
     """This agent's identity, whether it runs, and the jobs in its spool."""
     from kitt_agent import config as agent_config
-    from kitt_agent.jobs import JobRun, jobs_root
+    from kitt_agent.jobs import spool
 
     home_dir = agent_config.agent_home(home)
     config = agent_config.load(home_dir)
     pid = _running_pid(home_dir)
-    spool = []
-    root = jobs_root(home_dir)
-    if root.is_dir():
-        for folder in sorted(root.iterdir()):
-            if (folder / "job.json").is_file():
-                run = JobRun(folder)
-                spool.append({"job": run.id, "kind": run.job.get("kind"),
-                              "running": run.alive(), "exit_code": run.exit_code(),
-                              "reported": (folder / "reported").exists(),
-                              "folder": str(folder)})
+    jobs = spool(home_dir)
     found = {"name": config.name, "agent_id": config.agent_id, "server": config.server,
-             "running": pid is not None, "pid": pid, "home": str(home_dir), "jobs": spool}
+             "running": pid is not None, "pid": pid, "home": str(home_dir), "jobs": jobs}
     if as_json:
         click.echo(json.dumps(found, indent=2))
         return
     click.echo(f"agent {config.name} ({config.agent_id}) of {config.server}: "
                f"{'running, pid ' + str(pid) if pid else 'not running'}")
-    for job in spool:
-        state = ("running" if job["running"] else f"exit {job['exit_code']}") + (
-            ", reported" if job["reported"] else "")
-        click.echo(f"  {job['job']} {job['kind']}: {state}")
+    _print_jobs(jobs)
+
+
+def _print_jobs(jobs: list[dict]) -> None:
+    for job in jobs:
+        code = f", exit {job['exit_code']}" if job["exit_code"] is not None else ""
+        click.echo(f"  {job['job']} {job['kind']}: {job['state']}{code}"
+                   f"{', reported' if job['reported'] else ''}")
+
+
+@cli.group(name="test")
+def test_group():
+    """The jobs (tests) this agent holds in its spool."""
+
+
+@test_group.command(name="list")
+@click.option("--status", "state", default=None,
+              type=click.Choice(["not started", "running", "succeeded", "failed",
+                                 "cancelled"]), help="Only jobs in this state.")
+@click.option("--json", "as_json", is_flag=True, help="Print JSON.")
+@_home_option
+def test_list(state, as_json, home):
+    """Jobs in this agent's spool, oldest first, with their state here."""
+    from kitt_agent import config as agent_config
+    from kitt_agent.jobs import spool
+
+    jobs = [job for job in spool(agent_config.agent_home(home))
+            if state is None or job["state"] == state]
+    if as_json:
+        click.echo(json.dumps({"jobs": jobs}, indent=2))
+    elif jobs:
+        _print_jobs(jobs)
+    else:
+        click.echo("no jobs" + (f" {state}" if state else ""))
+
+
+@test_group.command(name="stop")
+@click.argument("job_id")
+@click.option("--timeout", type=float, default=60, show_default=True,
+              help="Seconds between SIGTERM and SIGKILL.")
+@_home_option
+def test_stop(job_id, timeout, home):
+    """Stop a running job from this host: SIGTERM (KITT stores what it measured), SIGKILL
+    after --timeout. The agent reports it to the server as cancelled."""
+    import asyncio
+
+    from kitt_agent import config as agent_config
+    from kitt_agent.jobs import JobRun, jobs_root
+
+    home_dir = agent_config.agent_home(home)
+    folder = jobs_root(home_dir) / job_id
+    if "/" in job_id or not (folder / "job.json").is_file():
+        raise kitt.BadInput(f"no job {job_id!r} in this agent's spool",
+                            hint="see kitt-agent test list")
+    run = JobRun(folder)
+    if not run.alive():
+        raise kitt.BadInput(f"job {job_id} is not running", hint="see kitt-agent test list")
+    asyncio.run(run.cancel(timeout, "stopped on the host (kitt-agent test stop)"))
+    click.echo(f"job {job_id}: stopped")
 
 
 @cli.command()

@@ -148,6 +148,12 @@ class JobRun:
             self.say(f"the job did not stop within {grace_s:.0f} s: SIGKILL")
             self.killed = True
             self._signal(signal.SIGKILL)
+            # A killed `docker run` client leaves its container running: remove it.
+            from kitt_agent.container import remove_containers
+
+            agent_id = self.job.get("agent_id", "")
+            for name in await asyncio.to_thread(remove_containers, agent_id, self.id):
+                self.say(f"removed the job's container {name}")
 
     def _signal(self, sig: int) -> None:
         found = self._pid()
@@ -184,6 +190,32 @@ class JobRun:
 
     def mark_reported(self) -> None:
         _write(self.folder / "reported", time.strftime("%Y-%m-%dT%H:%M:%SZ\n", time.gmtime()))
+
+
+SPOOL_STATES = ("not started", "running", "succeeded", "failed", "cancelled")
+
+
+def spool(home: Path) -> list[dict[str, Any]]:
+    """Every job in this agent's spool, oldest first: its state here and whether the
+    server has its final state (`kitt-agent status`, `kitt-agent test list`)."""
+    root = jobs_root(home)
+    rows = []
+    if root.is_dir():
+        for folder in sorted(root.iterdir()):
+            if not (folder / "job.json").is_file():
+                continue
+            run = JobRun(folder)
+            code = run.exit_code()
+            if run.alive():
+                state = "running"
+            elif not run.started:
+                state = "not started"
+            else:
+                state = run.outcome(code)[0]
+            rows.append({"job": run.id, "kind": run.job.get("kind"), "state": state,
+                         "running": state == "running", "exit_code": code,
+                         "reported": (folder / "reported").exists(), "folder": str(folder)})
+    return rows
 
 
 def _meaning(code: int | None) -> str:

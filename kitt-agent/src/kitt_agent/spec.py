@@ -38,6 +38,8 @@ class Plan:
     """The results folder (kind `run`), whose metrics.json is uploaded."""
     deletes: tuple[Path, ...] = ()
     """cleanup_storage: what to delete, each checked to lie inside model storage."""
+    in_image: bool = False
+    """May run inside the KITT image (docker-mode runs, engine setup): container.py."""
 
 
 def plan(kind: str, spec: Any, *, job_dir: Path, model_dir: Path, store_url: str) -> Plan:
@@ -49,7 +51,7 @@ def plan(kind: str, spec: Any, *, job_dir: Path, model_dir: Path, store_url: str
         return _run(spec, job_dir, model_dir, store_url)
     if kind == "engine_setup":
         engine = _engine(spec.get("engine"))
-        return Plan((*_kitt(), "engines", "setup", engine.name))
+        return Plan((*_kitt(), "engines", "setup", engine.name), in_image=True)
     return _cleanup(spec, model_dir)
 
 
@@ -123,7 +125,8 @@ def _run(spec: dict, job_dir: Path, model_dir: Path, store_url: str) -> Plan:
         raise Unrunnable(f"bad seed {seed!r}")
     argv += ["--seed", str(seed)]
     # JSON is YAML: the suite file is the server's resolved suite, byte for byte.
-    return Plan(tuple(argv), {"suite.yaml": json.dumps(suite, indent=2) + "\n"}, results)
+    return Plan(tuple(argv), {"suite.yaml": json.dumps(suite, indent=2) + "\n"}, results,
+                in_image=mode == "docker")
 
 
 def _cleanup(spec: dict, model_dir: Path) -> Plan:

@@ -3,6 +3,8 @@
 
 from __future__ import annotations
 
+import re
+
 import attrs
 from aiohttp import web
 
@@ -13,6 +15,10 @@ from kitt_web.errors import ApiError, bad_request, not_found
 from kitt_web.state import agents, jobs, tokens
 
 routes = web.RouteTableDef()
+# A Docker image reference: [registry[:port]/]name[/name...][:tag][@sha256:digest].
+IMAGE_REF = re.compile(r"(?:[a-z0-9.-]+(?::[0-9]+)?/)?[a-z0-9]+(?:[._-][a-z0-9]+)*"
+                       r"(?:/[a-z0-9]+(?:[._-][a-z0-9]+)*)*(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+                       r"(?:@sha256:[0-9a-f]{64})?")
 
 
 def enrollment_dict(enrollment: agents.Enrollment) -> dict:
@@ -212,6 +218,10 @@ def check_settings(body: dict) -> dict:
                 isinstance(value, bool) or not isinstance(value, int | float)
                 or not 1 <= value <= 3600):
             raise bad_request(key, "must be 1 to 3600 seconds, or null for the server's")
+        if key == "kitt_image" and value is not None and (
+                not isinstance(value, str) or (value and not IMAGE_REF.fullmatch(value))):
+            raise bad_request(key, "must be an image reference (kitt:0.1.0, "
+                                   "registry.lab/kitt:1), \"\" for never, or null")
         changes[key] = value
     if not changes:
         raise bad_request("body", "names no setting")

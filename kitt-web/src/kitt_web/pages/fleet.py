@@ -121,6 +121,8 @@ async def agent_settings(request: web.Request) -> web.Response:
     form = await request.post()
     changes: dict = {"model_dir": str(form.get("model_dir", "")).strip() or None}
     interval = str(form.get("heartbeat_s", "")).strip()
+    image = str(form.get("kitt_image", "auto")).strip()
+    changes["kitt_image"] = None if image in ("", "auto") else ("" if image == "none" else image)
     try:
         changes["heartbeat_s"] = float(interval) if interval else None
         checked = agents_api.check_settings(changes)

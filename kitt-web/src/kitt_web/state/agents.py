@@ -35,6 +35,9 @@ STATES = ("pending", "active", "revoked", "removed")
 DEFAULT_SETTINGS: dict[str, Any] = {
     "model_dir": None,  # None: the agent's own (kitt-agent init --models, ~/.kitt/models)
     "heartbeat_s": None,  # None: the server's interval
+    # The KITT image docker-mode jobs run in: None, kitt:VERSION when the agent has it;
+    # "": never (the agent's own kitt).
+    "kitt_image": None,
 }
 _NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,62}")
 _AGENT_COLUMNS = ("id", "name", "hostname", "address", "state", "token_prefix",
