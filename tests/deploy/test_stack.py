@@ -250,3 +250,19 @@ def test_a_stacks_agent_enrolls_with_its_kitt_web_and_heartbeats(client, images,
     assert removed.returncode == 0, removed.stderr
     assert project_objects(client, "kitt-stack-fleet") == {"containers": [], "networks": [],
                                                            "volumes": []}
+
+
+def test_a_crash_looping_service_fails_the_start_at_once_and_nothing_stays(client, kitt_env):
+    """kitt-web from an image whose program refuses kitt's arguments (Prometheus's) exits
+    at once and keeps being restarted (`restart: unless-stopped`): start fails naming it,
+    shows its log, and takes the stack down, well before the health timeout."""
+    kitt_ok("stack", "generate", "loop", "--port", str(free_port()), "--image",
+            f"kitt={service_image(client, 'prometheus')}", env=kitt_env)
+    started = time.monotonic()
+    done = run_kitt("stack", "start", "loop", env=kitt_env, timeout=600)
+    assert done.returncode == 1, done.stderr
+    assert "kitt-web did not become healthy" in done.stderr
+    assert "the services' last lines" in done.stderr and "taking it down again" in done.stderr
+    assert time.monotonic() - started < 120
+    assert project_objects(client, "kitt-stack-loop")["containers"] == []
+    kitt_ok("stack", "remove", "loop", "--delete-files", env=kitt_env)

@@ -121,8 +121,10 @@ def wait_ready(client, project: str, services: Sequence[str], *, timeout: float,
                 say(f"  {name}: {text}")
                 shown[name] = text
         waiting = [n for n in services if n not in current or not current[n].ready]
+        # A service that restarts is crash-looping (restart: on-failure / unless-stopped).
         failed = [n for n in waiting if n in current and
-                  (current[n].state in ("exited", "dead") or current[n].health == "unhealthy")]
+                  (current[n].state in ("exited", "dead", "restarting")
+                   or current[n].health == "unhealthy")]
         if not waiting:
             return
         if failed or time.monotonic() > deadline:

@@ -3,8 +3,9 @@
 `start` brings the services up and waits until each is healthy; in a stack with kitt-web
 it then makes, once, what needs the running server: the viewer token Prometheus scrapes
 with, and the enrollment token of the stack's agent, which starts last. A start that
-fails takes the deployment down again. `stop` removes containers and networks and keeps
-the data volumes; `remove` deletes the volumes too, unless told to keep them.
+fails takes down what it brought up (a deployment it found running stays up). `stop`
+removes containers and networks and keeps the data volumes; `remove` deletes the volumes
+too, unless told to keep them.
 """
 
 from __future__ import annotations
@@ -60,8 +61,9 @@ def start(deployment: Deployment, say: Callable[[str], None]) -> list[compose.Se
         say(f"{deployment.kind} {deployment.name}: start failed; the services' last lines:")
         for line in (logs.stdout or "").splitlines()[-60:]:
             say(f"  {line}")
-        say(f"{deployment.kind} {deployment.name}: taking it down again")
-        tool.run("down", "--remove-orphans", check=False)
+        if not running:  # what this start brought up goes; a stack found running stays
+            say(f"{deployment.kind} {deployment.name}: taking it down again")
+            tool.run("down", "--remove-orphans", check=False)
         raise
     return compose.states(client, deployment.project)
 
