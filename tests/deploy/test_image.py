@@ -125,10 +125,14 @@ def test_compose_file_runs_kitt_from_the_image(client, kitt_image, folders, tmp_
                             capture_output=True, text=True, check=False)
     assert config.returncode == 0, config.stderr
     assert f"{models}:/models:ro" in config.stdout
-    done = subprocess.run(["docker-compose", "run", "--rm", "kitt", "run", "-m",
-                           "/models/kitt-tiny.gguf", "-e", "llamacpp", "-s", "quick",
-                           "--port", str(free_port())], cwd=tmp_path, env=env,
-                          capture_output=True, text=True, timeout=600, check=False)
+    try:
+        done = subprocess.run(["docker-compose", "run", "--rm", "kitt", "run", "-m",
+                               "/models/kitt-tiny.gguf", "-e", "llamacpp", "-s", "quick",
+                               "--port", str(free_port())], cwd=tmp_path, env=env,
+                              capture_output=True, text=True, timeout=600, check=False)
+    finally:  # the project's network
+        subprocess.run(["docker-compose", "down"], cwd=tmp_path, env=env,
+                       capture_output=True, check=False)
     assert done.returncode == 0, done.stdout[-3000:] + done.stderr[-3000:]
     assert "passed" in done.stdout and "report:" in done.stdout
     assert list(results.glob("results/*/llamacpp/*/metrics.json"))
