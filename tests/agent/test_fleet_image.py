@@ -43,6 +43,10 @@ def _job_containers(client, job_id: str) -> list:
 def test_a_docker_mode_job_runs_in_the_kitt_image(fleet, images):
     client, image = images
     agent = _agent_in_image(fleet, image)
+    # The agent reports where docker-mode jobs will run once its settings reached it.
+    wait_until(lambda: (fleet.api("GET", f"/api/v1/agents/{fleet.agent_id(agent)}")[1]
+                        ["agent"]["inventory"] or {}).get("kitt_image") == image, 60,
+               "the agent to report its KITT image")
     job_id = fleet.submit(agent, {**SHORT, "mode": "docker"})
     fleet.wait_log(job_id, f"running in {image}:")
     wait_until(lambda: _job_containers(client, job_id), 120, "the job's container")

@@ -70,7 +70,8 @@ class Agent:
     async def inventory(self, fresh: bool = False) -> dict:
         now = time.monotonic()
         if fresh or self._inventory is None or now - self._inventory[0] > INVENTORY_TTL_S:
-            self._inventory = (now, await asyncio.to_thread(inventory.collect, self.model_dir))
+            self._inventory = (now, await asyncio.to_thread(
+                inventory.collect, self.model_dir, self.settings.get("kitt_image")))
         return self._inventory[1]
 
     # -- the loop ----------------------------------------------------------------------

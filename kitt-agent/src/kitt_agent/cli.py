@@ -253,6 +253,8 @@ def preflight(as_json, home):
             why = "; ".join(f"{m}: {r}" for m, r in engine["unavailable"].items())
             click.echo(f"engine {name}: {', '.join(engine['modes']) or 'unavailable'}"
                        f"{f' ({why})' if why else ''}")
+        where = found["kitt_image"] or "the agent's own kitt"
+        click.echo(f"docker-mode jobs run in: {where}")
         storage = found["storage"]
         free = storage["free_bytes"]
         click.echo(f"models in {storage['dir']}: {len(found['models'])}; free "

@@ -113,6 +113,11 @@ def gpus() -> list[dict[str, Any]]:
     return found
 
 
-def collect(model_dir: Path) -> dict[str, Any]:
+def collect(model_dir: Path, kitt_image: str | None = None) -> dict[str, Any]:
+    """`kitt_image` is the agent's setting; the report names the image docker-mode jobs
+    will run in, or null for the agent's own kitt."""
+    from kitt_agent.container import choose_image
+
     return {"engines": engines(), "models": models(model_dir), "storage": storage(model_dir),
-            "profiles": sorted(kitt.available_profiles()), "gpus": gpus()}
+            "profiles": sorted(kitt.available_profiles()), "gpus": gpus(),
+            "kitt_image": choose_image(kitt_image)}
