@@ -3,8 +3,7 @@
 Written with prometheus-client, so names, help text and label values are escaped as the
 exposition format requires. The store-backed series are a snapshot taken in a store thread
 and kept for `WebConfig.metrics_cache_s` (scrapes of several Prometheus servers share
-it); request latency
-is counted by `metrics_middleware` as requests end.
+it); request latency is counted by `metrics_middleware` as requests end.
 """
 
 from __future__ import annotations
@@ -127,10 +126,9 @@ def take_snapshot(karr: Any, lost_after_s: float, grace_from: float) -> Snapshot
         if group not in latest and summary.status in ("passed", "failed"):
             latest[group] = summary
     headlines = []
-    wanted = {name: bench.headline for name, bench in kitt.installed_benchmarks().items()}
     for found in store.comparison_values([s.id for s in latest.values()]):
         group = (found.run.model, found.run.engine, found.run.fingerprint)
-        headlines.extend(_headlines(group, found.results, wanted))
+        headlines.extend(_headlines(group, found.results))
     held = {row[0] for row in db.query(
         "SELECT DISTINCT claimed_by FROM web_jobs WHERE state IN ('claimed', 'running')")}
     by_status: dict[str, int] = {}
@@ -147,14 +145,12 @@ def take_snapshot(karr: Any, lost_after_s: float, grace_from: float) -> Snapshot
                     by_status, by_state, recent)
 
 
-def _headlines(group: tuple[str, str, str], results, wanted: dict[str, tuple[str, ...]]
-               ) -> Iterator[Headline]:
-    """The run's headline metrics (those its benchmark names, else all of them, as `kitt
-    run` prints), each the mean over the run's repetitions (--runs)."""
+def _headlines(group: tuple[str, str, str], results) -> Iterator[Headline]:
+    """The run's headline metrics (`kitt.headline_metrics`, as `kitt run` prints them),
+    each the mean over the run's repetitions (--runs)."""
     values: dict[tuple[str, str, str, str], list[float]] = {}
     for result in results:
-        names = wanted.get(result.name) or ()
-        chosen = [m for m in result.metrics if m.name in names] or result.metrics
+        chosen = kitt.headline_metrics(result)
         params = json.dumps(result.params, sort_keys=True, separators=(",", ":")) \
             if result.params else ""
         for metric in chosen:

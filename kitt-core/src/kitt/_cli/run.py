@@ -10,7 +10,6 @@ import click
 from kitt._cli.options import engine_options, json_option, parse_engine_options
 from kitt._cli.progress import TerminalEvents
 from kitt.hookspecs import hookimpl
-from kitt.records import BenchmarkResult
 
 
 @hookimpl
@@ -122,6 +121,7 @@ def _print_outcome(outcome, as_json: bool) -> None:
 def _print_summary(outcome) -> None:
     from kitt._cli.output import print_table
     from kitt._report.format import format_value
+    from kitt._run.catalogue import headline_metrics
 
     run = outcome.run
     rows = []
@@ -144,16 +144,6 @@ def _print_summary(outcome) -> None:
     click.echo(f"results: {outcome.output_dir}")
     click.echo(f"report:  {outcome.output_dir / 'report.html'}")
     click.echo(f"stored:  {outcome.store_url} (run {run.id})")
-
-
-def headline_metrics(result: BenchmarkResult):
-    """The metrics a benchmark names as its headline, or all of them."""
-    from kitt import plugins
-
-    benchmark = plugins.benchmarks().get(result.name)
-    wanted = benchmark.headline if benchmark is not None else ()
-    chosen = [m for m in result.metrics if m.name in wanted]
-    return chosen or list(result.metrics)
 
 
 @click.group()

@@ -13,6 +13,16 @@ from kitt._run.suites import available_suites, describe_suite, load_suite
 from kitt.errors import BadInput
 
 
+def headline_metrics(result: Any) -> list:
+    """The metrics of `result` (a `BenchmarkResult`, or anything with `name` and
+    `metrics`) that its benchmark names as its headline, or all of them when it names
+    none of them: what `kitt run` prints and kitt-web's /metrics exports."""
+    benchmark = plugins.benchmarks().get(result.name)
+    wanted = benchmark.headline if benchmark is not None else ()
+    chosen = [m for m in result.metrics if m.name in wanted]
+    return chosen or list(result.metrics)
+
+
 def describe_benchmark(benchmark: Any, *, full: bool = False) -> dict[str, Any]:
     """Name, category, version, description, source, validity; with `full`, also its
     parameters (with defaults), metrics and headline."""
