@@ -279,22 +279,7 @@ class Agent:
                     await self._flush_log(run)
                     await self._report(run, "cancelled", reason="cancelled before it started")
                     return
-                argv = job_plan.argv
-                image = await asyncio.to_thread(
-                    container.choose_image, self.settings.get("kitt_image")) \
-                    if job_plan.in_image else None
-                if image is not None:
-                    try:
-                        argv = container.wrap(argv, image=image, job_id=run.id,
-                                              agent_id=self.config.agent_id, home=self.home,
-                                              model_dir=self.model_dir)
-                    except kitt.BadInput as exc:
-                        run.say(f"not in {image}: {exc}")
-                        image = None
-                if image is not None:
-                    run.say(f"running in {image}: " + " ".join(job_plan.argv[2:]))
-                else:
-                    run.say("running: " + " ".join(job_plan.argv[2:]))
+                argv = await self._in_image(run, job_plan)
                 run.start(argv, child_env(self.home), job_plan.files)
                 if run.cancel_asked:  # a cancel that came while it was starting
                     self._cancelling = asyncio.create_task(run.cancel(
@@ -304,6 +289,26 @@ class Agent:
         finally:
             self.current = None
             self._inventory = None  # storage and models may have changed
+
+    async def _in_image(self, run: JobRun, job_plan) -> tuple[str, ...]:
+        """The command to start: the plan's, as a `docker run` of the KITT image when the
+        job may run there and this agent has one (container.py)."""
+        image = await asyncio.to_thread(container.choose_image,
+                                        self.settings.get("kitt_image")) \
+            if job_plan.in_image else None
+        shown = " ".join(job_plan.argv[2:])
+        if image is not None:
+            try:
+                argv = container.wrap(job_plan.argv, image=image, job_id=run.id,
+                                      agent_id=self.config.agent_id, home=self.home,
+                                      model_dir=self.model_dir)
+            except kitt.BadInput as exc:
+                run.say(f"not in {image}: {exc}")
+            else:
+                run.say(f"running in {image}: {shown}")
+                return argv
+        run.say(f"running: {shown}")
+        return job_plan.argv
 
     async def _delete(self, run: JobRun, paths) -> None:
         import shutil

@@ -15,6 +15,7 @@ from pathlib import Path
 import click
 
 import kitt
+from kitt_agent.jobs import SPOOL_STATES
 
 
 def _home_option(fn):
@@ -186,9 +187,8 @@ def test_group():
 
 
 @test_group.command(name="list")
-@click.option("--status", "state", default=None,
-              type=click.Choice(["not started", "running", "succeeded", "failed",
-                                 "cancelled"]), help="Only jobs in this state.")
+@click.option("--status", "state", default=None, type=click.Choice(SPOOL_STATES),
+              help="Only jobs in this state.")
 @click.option("--json", "as_json", is_flag=True, help="Print JSON.")
 @_home_option
 def test_list(state, as_json, home):
