@@ -219,20 +219,29 @@ def _format_fix(fmt: str, engine: Engine) -> str:
     return f"{use}give a model in one of: {', '.join(engine.formats)}"
 
 
-def check_port_free(host: str, port: int) -> None:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+def port_problem(host: str, port: int) -> str | None:
+    """Why nothing could listen on `host`:`port` now: "in use", or the system's reason;
+    None when something could."""
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    with socket.socket(family, socket.SOCK_STREAM) as sock:
         # Servers bind with SO_REUSEADDR, so connections of a stopped server lingering in
         # TIME_WAIT do not block them; only a live listener does. Check the same way.
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             sock.bind((host, port))
         except OSError as exc:
-            if exc.errno == errno.EADDRINUSE:
-                raise BadInput(f"port {port} on {host} is already in use",
-                               hint="stop whatever listens there, or choose another with "
-                                    "--port") from None
-            raise BadInput(f"cannot listen on {host}:{port}: {exc.strerror}",
-                           hint="choose another --port or host") from None
+            return "in use" if exc.errno == errno.EADDRINUSE else exc.strerror or str(exc)
+    return None
+
+
+def check_port_free(host: str, port: int) -> None:
+    problem = port_problem(host, port)
+    if problem == "in use":
+        raise BadInput(f"port {port} on {host} is already in use",
+                       hint="stop whatever listens there, or choose another with --port")
+    if problem is not None:
+        raise BadInput(f"cannot listen on {host}:{port}: {problem}",
+                       hint="choose another --port or host")
 
 
 def check_resources(info: ModelInfo, log_dir: Path) -> None:

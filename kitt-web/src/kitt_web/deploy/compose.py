@@ -5,9 +5,7 @@ runs in the deployment's folder, so `.env` is read from there."""
 
 from __future__ import annotations
 
-import errno
 import shutil
-import socket
 import subprocess
 import time
 from collections.abc import Callable, Sequence
@@ -44,18 +42,12 @@ def daemon():
 def check_ports_free(ports: dict[str, tuple[str, int]]) -> None:
     """Each service's host port can be bound: what `up` would otherwise fail on halfway."""
     for service, (host, port) in ports.items():
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        with socket.socket(family, socket.SOCK_STREAM) as probe:
-            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-            try:
-                probe.bind((host, port))
-            except OSError as exc:
-                busy = exc.errno == errno.EADDRINUSE
-                raise kitt.BadInput(
-                    f"port {port} for {service} is {'in use' if busy else 'unusable'}"
-                    f"{'' if busy else f' ({exc.strerror})'}",
-                    hint=f"stop what holds it, or generate again with --port "
-                         f"{service}=OTHER") from None
+        problem = kitt.port_problem(host, port)
+        if problem is not None:
+            raise kitt.BadInput(
+                f"port {port} for {service} is "
+                f"{'in use' if problem == 'in use' else f'unusable ({problem})'}",
+                hint=f"stop what holds it, or generate again with --port {service}=OTHER")
 
 
 @attrs.frozen
