@@ -13,7 +13,6 @@ running.
 
 from __future__ import annotations
 
-import os
 import re
 import shutil
 from pathlib import Path
@@ -46,24 +45,19 @@ def choose_image(setting: str | None) -> str | None:
     return wanted
 
 
-def docker_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "")
-    return host.removeprefix("unix://") if host.startswith("unix://") else SOCKET
-
-
 def wrap(argv: tuple[str, ...], *, image: str, job_id: str, agent_id: str, home: Path,
          model_dir: Path) -> tuple[str, ...]:
     """`argv` (python -m kitt ...) as a `docker run` of the KITT image."""
     assert argv[1:3] == ("-m", "kitt"), argv
     name = "kitt-job-" + _UNSAFE.sub("-", job_id)
     storage = model_dir.resolve()
-    for path in (docker_socket(), str(home.resolve()), str(storage)):
+    for path in (kitt.docker_socket(), str(home.resolve()), str(storage)):
         if ":" in path:  # `--volume SOURCE:TARGET` cannot carry it
             raise kitt.BadInput(f"{path} holds ':', which a Docker volume cannot mount",
                                 hint="move the agent's home or model storage to a path "
                                      "without ':'")
     # The storage is mounted read-only even when it lies inside the (writable) home.
-    mounts = [f"{docker_socket()}:{SOCKET}", f"{home.resolve()}:{home.resolve()}",
+    mounts = [f"{kitt.docker_socket()}:{SOCKET}", f"{home.resolve()}:{home.resolve()}",
               f"{storage}:{storage}:ro"]
     command = ["docker", "run", "--rm", "--name", name, "--label", f"{LABEL_JOB}={job_id}",
                "--label", f"{LABEL_AGENT}={agent_id}", "--env", f"KITT_HOME={home.resolve()}",

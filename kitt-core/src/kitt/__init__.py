@@ -7,7 +7,7 @@ internal; plugins import `kitt` and nothing below it (docs/plugins.md).
 
 from kitt import validators
 from kitt._engines.conformance import probe_prompt_logprobs
-from kitt._engines.docker import docker_client
+from kitt._engines.docker import docker_client, docker_socket
 from kitt._engines.formats import ModelInfo, detect_format
 from kitt._engines.streams import (
     Route,
@@ -161,6 +161,7 @@ __all__ = [
     "compare_stored",
     "detect_format",
     "docker_client",
+    "docker_socket",
     "engine_catalogue",
     "engine_name",
     "export_chunks",

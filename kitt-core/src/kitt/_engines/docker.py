@@ -7,6 +7,7 @@ lazily: `kitt --help` must not pay for it.
 
 from __future__ import annotations
 
+import os
 import threading
 from collections.abc import Mapping
 from pathlib import Path
@@ -44,6 +45,14 @@ def docker_client() -> DockerClient:
                             "(e.g. unix:///var/run/docker.sock), or use --mode native"
                        ) from None
     return client
+
+
+def docker_socket() -> str:
+    """The daemon's socket on this host (DOCKER_HOST's when it is a unix socket), as a
+    container that talks to the same daemon mounts it."""
+    host = os.environ.get("DOCKER_HOST", "")
+    return host.removeprefix("unix://") if host.startswith("unix://") else \
+        "/var/run/docker.sock"
 
 
 def has_gpus() -> bool:

@@ -150,7 +150,7 @@ def generate_stack(name: str, options: StackOptions) -> Path:
                 f"https://kitt-web:{services.WEB_PORT_INSIDE}",
                 "KITT_SERVER_PIN": pin or "", "KITT_AGENT_NAME": f"{name}-agent",
                 "KITT_MODELS": str(options.models),
-                "DOCKER_SOCKET": _docker_socket()}
+                "DOCKER_SOCKET": kitt.docker_socket()}
         # An outside server's token comes from the environment now; the stack's own
         # kitt-web makes one at the first `kitt stack start`.
         env["KITT_ENROLL_TOKEN"] = old_env.get("KITT_ENROLL_TOKEN") or \
@@ -282,9 +282,3 @@ def _spki(cert_pem: bytes) -> str:
         handle.write(cert_pem)
         handle.flush()
         return spki_sha256(Path(handle.name))
-
-
-def _docker_socket() -> str:
-    host = os.environ.get("DOCKER_HOST", "")
-    return host.removeprefix("unix://") if host.startswith("unix://") else \
-        "/var/run/docker.sock"
